@@ -1,0 +1,3 @@
+from deblur.cli.app import main
+
+main()

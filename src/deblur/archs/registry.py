@@ -1,0 +1,65 @@
+"""Architecture name -> constructor and what the pipeline must know about the network.
+
+Like spandrel's model descriptors: the pipeline asks the spec (size multiple, half precision)
+instead of special-casing model names.
+"""
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from deblur.errors import ModelError
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    name: str
+    build: Callable  # (**config) -> nn.Module
+    default_config: dict
+    size_multiple: int = 1
+    supports_fp16: bool = True
+    supports_bf16: bool = True
+    # Rough peak activation memory in bytes per input pixel at fp32, per unit of `width`;
+    # used only to pick a starting tile size (OOM back-off corrects a bad guess).
+    bytes_per_pixel_per_width: float = 0.0
+    config_keys: tuple = field(default=())
+
+    def bytes_per_pixel(self, config: dict) -> float:
+        return self.bytes_per_pixel_per_width * config.get("width", 1)
+
+
+def _build_xydeblur(**config):
+    from deblur.archs.xydeblur import XYDeblur
+
+    return XYDeblur(**config)
+
+
+ARCHS = {
+    "xydeblur": ArchSpec(
+        name="xydeblur",
+        build=_build_xydeblur,
+        default_config={"width": 32, "blocks": 6},
+        size_multiple=4,
+        bytes_per_pixel_per_width=96.0,  # measured 74-88 (peak RSS, fp32)
+        config_keys=("width", "blocks"),
+    ),
+}
+
+
+def get_arch(name: str) -> ArchSpec:
+    try:
+        return ARCHS[name]
+    except KeyError:
+        known = ", ".join(sorted(ARCHS))
+        raise ModelError(f"unknown architecture '{name}'; known: {known}") from None
+
+
+def build_network(arch: str, config: dict):
+    """Build an untrained network; unknown config keys are a clear error, not a TypeError."""
+    spec = get_arch(arch)
+    unknown = set(config) - set(spec.config_keys)
+    if unknown:
+        raise ModelError(
+            f"configuration for '{arch}' has unknown keys {sorted(unknown)}; "
+            f"allowed: {', '.join(spec.config_keys)}"
+        )
+    return spec.build(**{**spec.default_config, **config})

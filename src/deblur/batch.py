@@ -1,0 +1,87 @@
+"""Restoring a list of jobs: one bad file is reported and the batch goes on.
+
+Model and device failures stop the batch (every file would fail the same way); a file that
+cannot be read, restored or written is recorded and the next one starts. Ctrl-C propagates
+after the file being written is discarded (writes are atomic).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+from deblur.errors import DeblurError, DeviceError, ModelError
+from deblur.imageio import read_photo, side_by_side, write_photo
+from deblur.inputs import Job
+from deblur.restore import Restorer
+
+
+@dataclass(frozen=True)
+class WriteOptions:
+    format: str = "auto"
+    quality: int = 95
+    overwrite: bool = False
+    keep_metadata: bool = True
+
+
+@dataclass
+class FileResult:
+    source: Path
+    output: Path | None
+    ok: bool
+    error: str | None = None
+    seconds: float = 0.0
+    megapixels: float = 0.0
+    tile: int | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict:
+        data = {"input": str(self.source)}
+        if self.ok:
+            data.update(output=str(self.output), seconds=round(self.seconds, 3),
+                        megapixels=round(self.megapixels, 3), tile=self.tile, warnings=self.warnings)
+        else:
+            data["error"] = self.error
+        return data
+
+
+def restore_file(job: Job, restorer: Restorer, options: WriteOptions = WriteOptions(),
+                 on_tile: Callable[[int, int], None] | None = None) -> FileResult:
+    """Read, restore and atomically write one photo (and its comparison image)."""
+    start = time.perf_counter()
+    photo = read_photo(job.source)
+    pixels, report = restorer.restore(photo.pixels, on_tile)
+    restored = replace(photo, pixels=pixels)
+    fmt = None if options.format == "auto" else options.format
+    warnings = list(report.warnings)
+    warnings += write_photo(restored, job.output, fmt, options.quality, options.overwrite, options.keep_metadata)
+    if job.compare:
+        write_photo(side_by_side(photo, restored), job.compare, fmt, options.quality, options.overwrite,
+                    options.keep_metadata)
+    return FileResult(source=job.source, output=job.output, ok=True, seconds=time.perf_counter() - start,
+                      megapixels=photo.height * photo.width / 1e6, tile=report.tile, warnings=warnings)
+
+
+def run_batch(jobs: list[Job], restorer: Restorer, options: WriteOptions = WriteOptions(),
+              on_start: Callable[[Job], None] | None = None,
+              on_tile: Callable[[int, int], None] | None = None,
+              on_done: Callable[[FileResult], None] | None = None) -> list[FileResult]:
+    results = []
+    for job in jobs:
+        if on_start:
+            on_start(job)
+        try:
+            result = restore_file(job, restorer, options, on_tile)
+        except (ModelError, DeviceError):
+            raise
+        except DeblurError as exc:
+            result = FileResult(job.source, None, ok=False, error=str(exc))
+        except Exception as exc:  # noqa: BLE001 - one broken file must not end the batch
+            result = FileResult(job.source, None, ok=False,
+                                error=f"unexpected {type(exc).__name__}: {exc} (please report this)")
+        results.append(result)
+        if on_done:
+            on_done(result)
+    return results

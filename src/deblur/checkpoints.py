@@ -1,0 +1,74 @@
+"""Checkpoint files: safetensors with the architecture and configuration in their metadata.
+
+A checkpoint written here loads with `--weights FILE` alone. Pickle files (.pth, .pt, .ckpt)
+are refused: unpickling runs arbitrary code from whoever made the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from pathlib import Path
+
+from deblur.errors import ModelError
+
+FORMAT_TAG = "deblur-checkpoint/1"
+PICKLE_SUFFIXES = {".pth", ".pt", ".ckpt", ".pkl", ".bin"}
+
+
+def _looks_like_safetensors(path: Path) -> bool:
+    """A safetensors file starts with a little-endian u64 header size and a JSON object."""
+    with open(path, "rb") as f:
+        head = f.read(9)
+    if len(head) < 9:
+        return False
+    (size,) = struct.unpack("<Q", head[:8])
+    return head[8:9] == b"{" and 0 < size <= os.path.getsize(path) - 8
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[dict, dict]:
+    """Return (state_dict, metadata) of a safetensors checkpoint, or raise ModelError saying why not."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"weights file '{path}' does not exist")
+    if path.suffix.lower() in PICKLE_SUFFIXES or not _looks_like_safetensors(path):
+        raise ModelError(
+            f"'{path}' is not a safetensors file; deblur loads only .safetensors because pickle "
+            "files (.pth/.pt) can run arbitrary code when loaded. Convert it where you trust it: "
+            "safetensors.torch.save_file(torch.load(f, weights_only=True), 'model.safetensors')"
+        )
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = dict(f.metadata() or {})
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelError(f"cannot load '{path}': the file is damaged ({exc})") from None
+    return state, metadata
+
+
+def checkpoint_arch(metadata: dict, path) -> tuple[str | None, dict | None]:
+    """The (arch, config) a checkpoint declares, or (None, None) for a bare state dict."""
+    if "arch" not in metadata:
+        return None, None
+    try:
+        config = json.loads(metadata.get("config", "{}"))
+    except json.JSONDecodeError:
+        raise ModelError(f"'{path}' has malformed 'config' metadata") from None
+    return metadata["arch"], config
+
+
+def write_checkpoint(path: str | os.PathLike, state: dict, arch: str, config: dict,
+                     extra: dict | None = None) -> None:
+    """Write tensors with their arch+config metadata, atomically."""
+    from safetensors.torch import save
+
+    from deblur.imageio import write_atomic
+
+    metadata = {"format": FORMAT_TAG, "arch": arch, "config": json.dumps(config, sort_keys=True)}
+    metadata.update({k: str(v) for k, v in (extra or {}).items()})
+    tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
+    write_atomic(Path(path), save(tensors, metadata=metadata), overwrite=True)

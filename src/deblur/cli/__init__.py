@@ -1,0 +1,1 @@
+"""The command-line interface: parses options, reports, maps errors to exit codes."""

@@ -1,0 +1,111 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from deblur.cli.app import app
+
+from conftest import random_rgb
+
+runner = CliRunner()
+
+
+def deblur(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_photo_is_restored_beside_itself(photo_folder, tiny_weights):
+    result = deblur(photo_folder / "a.jpg", "--weights", tiny_weights)
+    assert result.exit_code == 0, result.stderr
+    out = photo_folder / "a_deblur.jpg"
+    assert Image.open(out).size == Image.open(photo_folder / "a.jpg").size
+    assert "a_deblur.jpg" in result.stderr and result.stdout == ""
+
+
+def test_run_subcommand_is_the_same_command(photo_folder, tiny_weights, tmp_path):
+    result = deblur("run", photo_folder / "b.png", "--weights", tiny_weights, "-o", tmp_path / "out")
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "out" / "b_deblur.png").is_file()
+
+
+def test_folder_json_summary_and_a_bad_file_does_not_stop_the_batch(photo_folder, tiny_weights, tmp_path):
+    (photo_folder / "sub" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    result = deblur(photo_folder, "-r", "-o", tmp_path / "restored", "--weights", tiny_weights, "--json")
+    assert result.exit_code == 1
+    summary = json.loads(result.stdout)
+    assert sorted(p["output"].split("restored/")[1] for p in summary["processed"]) == [
+        "a_deblur.jpg", "b_deblur.png", "sub/c_deblur.jpg"]
+    assert [f["path"].endswith("broken.jpg") for f in summary["failed"]] == [True]
+    assert summary["model"]["config"] == {"width": 4, "blocks": 1} and summary["device"] == "cpu"
+    assert "error: cannot read" in result.stderr and "broken.jpg" in result.stderr
+    assert "3 restored, 1 skipped, 1 failed" in result.stderr
+
+
+def test_compare_writes_a_side_by_side_image(photo_folder, tiny_weights):
+    result = deblur(photo_folder / "b.png", "--weights", tiny_weights, "--compare")
+    assert result.exit_code == 0, result.stderr
+    compare = Image.open(photo_folder / "b_deblur_compare.png")
+    assert compare.size == (2 * 32 + 8, 24)
+
+
+def test_rgba_png_keeps_alpha_through_the_cli(tmp_path, tiny_weights):
+    data = np.dstack([random_rgb(), np.arange(24 * 32, dtype=np.uint8).reshape(24, 32)])
+    Image.fromarray(data, "RGBA").save(tmp_path / "logo.png")
+    assert deblur(tmp_path / "logo.png", "--weights", tiny_weights).exit_code == 0
+    out = np.asarray(Image.open(tmp_path / "logo_deblur.png"))
+    np.testing.assert_array_equal(out[:, :, 3], data[:, :, 3])
+
+
+def test_missing_weights_exit_3_with_advice(photo_folder):
+    result = deblur(photo_folder / "a.jpg")
+    assert result.exit_code == 3
+    assert "--weights" in result.stderr
+    assert not (photo_folder / "a_deblur.jpg").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_missing_device_exit_4(photo_folder, tiny_weights):
+    result = deblur(photo_folder / "a.jpg", "--weights", tiny_weights, "--device", "cuda")
+    assert result.exit_code == 4 and "not available" in result.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--skip-existing", "--overwrite"], "contradict"),
+    (["--format", "gif"], "unknown --format"),
+    (["--bogus-option"], "No such option"),
+])
+def test_usage_errors_exit_2(photo_folder, tiny_weights, args, message):
+    result = deblur(photo_folder / "a.jpg", "--weights", tiny_weights, *args)
+    assert result.exit_code == 2 and message in result.output + result.stderr
+
+
+def test_existing_result_is_kept_and_reported(photo_folder, tiny_weights):
+    (photo_folder / "a_deblur.jpg").write_bytes(b"earlier")
+    result = deblur(photo_folder / "a.jpg", "--weights", tiny_weights)
+    assert result.exit_code == 1 and "--overwrite" in result.stderr
+    assert (photo_folder / "a_deblur.jpg").read_bytes() == b"earlier"
+
+
+def test_ctrl_c_exits_130_and_leaves_no_partial_file(photo_folder, tiny_weights, monkeypatch):
+    from deblur.restore import Restorer
+
+    def interrupted(self, pixels, on_tile=None):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Restorer, "restore", interrupted)
+    result = deblur(photo_folder, "--weights", tiny_weights)
+    assert result.exit_code == 130 and "interrupted" in result.stderr
+    assert sorted(p.name for p in photo_folder.iterdir()) == ["a.jpg", "b.png", "notes.txt", "sub"]
+
+
+def test_version_and_help_do_not_import_torch():
+    code = ("import sys; from typer.testing import CliRunner; from deblur.cli.app import app; "
+            "r = CliRunner().invoke(app, ['--version']); h = CliRunner().invoke(app, ['run', '--help']); "
+            "print(r.stdout.strip(), 'torch' in sys.modules, '--tile' in h.stdout)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["deblur", "0.1.0", "False", "True"]

@@ -1,0 +1,90 @@
+import json
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from deblur.archs.registry import build_network
+from deblur.checkpoints import write_checkpoint
+from deblur.errors import ModelError
+from deblur.weights import load_manifest, load_model, parse_manifest
+
+from conftest import TINY
+
+
+def manifest_with(config=TINY, files=None):
+    return parse_manifest({"default_model": "xydeblur", "models": {
+        "xydeblur": {"arch": "xydeblur", "config": config, "files": files or {}}}})
+
+
+def test_checkpoint_metadata_is_enough_to_load(tiny_weights):
+    # The manifest says the official size; the checkpoint's own metadata wins.
+    model = load_model("xydeblur", tiny_weights)
+    assert model.config == TINY and model.spec.size_multiple == 4
+    assert not model.network.training
+
+
+def test_bare_state_dict_uses_the_manifest_config(tmp_path):
+    net = build_network("xydeblur", TINY)
+    save_file(net.state_dict(), tmp_path / "bare.safetensors")
+    model = load_model("xydeblur", tmp_path / "bare.safetensors", manifest_with(TINY))
+    for name, tensor in net.state_dict().items():
+        torch.testing.assert_close(model.network.state_dict()[name], tensor)
+
+
+def test_pickle_checkpoints_are_refused_with_an_explanation(tmp_path):
+    torch.save(build_network("xydeblur", TINY).state_dict(), tmp_path / "model.pth")
+    with pytest.raises(ModelError, match="arbitrary code") as err:
+        load_model("xydeblur", tmp_path / "model.pth")
+    assert err.value.exit_code == 3
+    # a pickle renamed to .safetensors is recognised by its content
+    (tmp_path / "model.safetensors").write_bytes((tmp_path / "model.pth").read_bytes())
+    with pytest.raises(ModelError, match="not a safetensors file"):
+        load_model("xydeblur", tmp_path / "model.safetensors")
+
+
+def test_checkpoint_of_another_configuration_is_a_clear_error(tmp_path):
+    net = build_network("xydeblur", {"width": 8, "blocks": 1})
+    save_file(net.state_dict(), tmp_path / "w8.safetensors")
+    with pytest.raises(ModelError, match="does not fit xydeblur"):
+        load_model("xydeblur", tmp_path / "w8.safetensors", manifest_with(TINY))
+
+
+def test_missing_checkpoint_says_how_to_get_one():
+    with pytest.raises(ModelError, match="--weights"):
+        load_model("xydeblur", manifest=manifest_with())
+    with pytest.raises(ModelError, match="does not exist"):
+        load_model("xydeblur", "nowhere.safetensors")
+
+
+def test_unknown_model_lists_the_known_ones(tiny_weights):
+    with pytest.raises(ModelError, match="known models: xydeblur"):
+        load_model("nafnet", tiny_weights)
+
+
+def test_bundled_manifest_is_valid():
+    manifest = load_manifest()
+    assert manifest.default_model in manifest.models
+
+
+@pytest.mark.parametrize("filename", ["../evil.safetensors", "/etc/passwd", "sub/dir.safetensors", ""])
+def test_manifest_file_names_may_not_escape_their_folder(filename):
+    with pytest.raises(ModelError, match="plain file name"):
+        manifest_with(files={"weights": {"filename": filename, "sha256": "0" * 64, "size": 1}})
+
+
+def test_malformed_manifest_is_rejected(tmp_path):
+    (tmp_path / "m.json").write_text("{not json")
+    with pytest.raises(ModelError, match="malformed"):
+        load_manifest(tmp_path / "m.json")
+    (tmp_path / "m.json").write_text(json.dumps({"default_model": "x", "models": {"y": {"arch": "xydeblur"}}}))
+    with pytest.raises(ModelError, match="default_model"):
+        load_manifest(tmp_path / "m.json")
+
+
+def test_written_checkpoint_records_arch_and_config(tmp_path):
+    from deblur.checkpoints import read_checkpoint
+
+    write_checkpoint(tmp_path / "c.safetensors", build_network("xydeblur", TINY).state_dict(), "xydeblur", TINY)
+    _, metadata = read_checkpoint(tmp_path / "c.safetensors")
+    assert metadata["arch"] == "xydeblur" and json.loads(metadata["config"]) == TINY
