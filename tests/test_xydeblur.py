@@ -33,16 +33,6 @@ def test_second_pass_equals_decoder_with_kernels_rotated():
     torch.testing.assert_close(r2, rotated_kernels(*features), rtol=0, atol=1e-12)
 
 
-def test_square_batched_path_equals_two_separate_passes():
-    torch.manual_seed(0)
-    net = XYDeblur(width=4, blocks=1).double().eval()
-    x = torch.rand(2, 3, 16, 16, dtype=torch.float64)
-    r1, r2 = net.residuals(x)
-    f = net.encoder(x)
-    torch.testing.assert_close(r1, net.decoder(*f))
-    torch.testing.assert_close(r2, rot90(net.decoder(*(rot90(t, 1) for t in f)), -1))
-
-
 def test_output_is_input_plus_both_residuals():
     net = XYDeblur(width=4, blocks=1).eval()
     x = torch.rand(1, 3, 12, 20)

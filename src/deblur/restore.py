@@ -101,6 +101,8 @@ class Restorer:
         x = x.to(self.choice.device)
         height, width = x.shape[2:]
         x = pad_to_multiple(x, self.multiple)
+        if devices.uses_channels_last(x.device):
+            x = x.contiguous(memory_format=torch.channels_last)
         y = self._predict(x, self.choice.precision)
         if not torch.isfinite(y).all() and self.choice.precision != "fp32":
             warnings.append(f"{self.choice.precision} gave non-finite values in a tile; recomputed it in fp32")

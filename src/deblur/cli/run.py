@@ -108,7 +108,7 @@ def _restore_jobs(reporter, jobs, model_name, weights, output, fmt, quality, ove
     devices.resolve_device(device)  # a missing device fails before the model is loaded
     loaded = load_model(model_name, weights)
     choice = devices.choose(device, precision, loaded.spec.supports_fp16, loaded.spec.supports_bf16)
-    loaded.network.to(choice.device)
+    devices.prepare_network(loaded.network, choice.device)
     restorer = Restorer(direct(loaded.network), choice, loaded.spec.size_multiple, loaded.bytes_per_pixel,
                         tile=tile, overlap=overlap)
     reporter.info(f"deblur: {loaded.name} on {choice.reason}; tiles of {restorer.initial_tile_size()} px"

@@ -1,0 +1,119 @@
+"""Restoration speed and peak memory for whole photos, tiled, as the CLI runs them.
+
+    python bench/speed.py                              # CPU (and CUDA if present), default grid
+    python bench/speed.py --configs tiny official --sizes 1 12 24 --device cpu
+
+Each case runs in a fresh subprocess so its peak memory is its own: host peak RSS always, and
+the CUDA allocator's peak on a GPU. Weights are random: speed does not depend on them.
+Prints a table and writes JSON (default bench/results/speed.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+CONFIGS = {
+    "tiny": {"width": 16, "blocks": 2},
+    "small": {"width": 24, "blocks": 3},
+    "official": {"width": 32, "blocks": 6},
+}
+
+
+def photo_shape(megapixels: float) -> tuple[int, int]:
+    """A 3:2 photo of about `megapixels` (24 MP -> 6000 x 4000)."""
+    height = int((megapixels * 1e6 / 1.5) ** 0.5)
+    return height, int(height * 1.5)
+
+
+def run_case(config_name: str, megapixels: float, device: str, tile: int | None) -> dict:
+    """Runs inside the child process."""
+    import numpy as np
+    import torch
+
+    from deblur.archs.registry import build_network, get_arch
+    from deblur.devices import choose, prepare_network
+    from deblur.restore import Restorer
+    from deblur.samplers import direct
+
+    torch.manual_seed(0)
+    config = CONFIGS[config_name]
+    spec = get_arch("xydeblur")
+    choice = choose(device)
+    network = prepare_network(build_network("xydeblur", config).eval(), choice.device)
+    restorer = Restorer(direct(network), choice, spec.size_multiple, spec.bytes_per_pixel(config), tile=tile)
+    height, width = photo_shape(megapixels)
+    pixels = np.random.default_rng(0).random((height, width, 3), dtype=np.float32)
+    restorer.run_tile(pixels[:64, :64], [])  # warm-up: kernels, allocator
+    if choice.device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    _, report = restorer.restore(pixels)
+    if choice.device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    result = {
+        "config": config_name, **config, "device": str(choice.device), "precision": choice.precision,
+        "megapixels": round(height * width / 1e6, 2), "size": f"{width}x{height}", "tile": report.tile,
+        "tiles": report.tiles, "seconds": round(seconds, 2), "mp_per_s": round(height * width / 1e6 / seconds, 4),
+        "peak_host_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    }
+    if choice.device.type == "cuda":
+        result["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated() / 2**20)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--configs", nargs="+", default=["tiny", "small", "official"], choices=list(CONFIGS))
+    parser.add_argument("--sizes", nargs="+", type=float, default=[1, 12, 24], help="megapixels")
+    parser.add_argument("--device", nargs="+", default=None, help="default: cpu, plus cuda when present")
+    parser.add_argument("--tile", type=int, default=None, help="default: chosen from free memory")
+    parser.add_argument("--json", type=Path, default=Path(__file__).with_name("results") / "speed.json")
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.child:
+        config, megapixels, device = args.child
+        print(json.dumps(run_case(config, float(megapixels), device, args.tile)))
+        return
+
+    devices = args.device
+    if devices is None:
+        import torch
+
+        devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    rows = []
+    header = f"{'device':<8}{'config':<10}{'MP':>6}{'tile':>6}{'tiles':>7}{'seconds':>9}{'MP/s':>8}{'host MiB':>10}{'GPU MiB':>9}"
+    print(header)
+    for device in devices:
+        for config in args.configs:
+            for megapixels in args.sizes:
+                command = [sys.executable, __file__, "--child", config, str(megapixels), device]
+                if args.tile:
+                    command += ["--tile", str(args.tile)]
+                out = subprocess.run(command, capture_output=True, text=True)
+                if out.returncode != 0:
+                    print(f"{device:<8}{config:<10}{megapixels:>6} failed: {out.stderr.strip().splitlines()[-1]}")
+                    continue
+                row = json.loads(out.stdout.strip().splitlines()[-1])
+                rows.append(row)
+                print(f"{device:<8}{config:<10}{row['megapixels']:>6}{row['tile']:>6}{row['tiles']:>7}"
+                      f"{row['seconds']:>9}{row['mp_per_s']:>8}{row['peak_host_mib']:>10}"
+                      f"{row.get('peak_gpu_mib', '-'):>9}", flush=True)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    machine = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+               "python": platform.python_version(), "cpu_count": __import__("os").cpu_count()}
+    args.json.write_text(json.dumps({"machine": machine, "results": rows}, indent=2))
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
