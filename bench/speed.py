@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import subprocess
@@ -101,18 +102,23 @@ def main() -> None:
                     command += ["--tile", str(args.tile)]
                 out = subprocess.run(command, capture_output=True, text=True)
                 if out.returncode != 0:
-                    print(f"{device:<8}{config:<10}{megapixels:>6} failed: {out.stderr.strip().splitlines()[-1]}")
+                    last_line = (out.stderr.strip().splitlines() or [f"exit code {out.returncode}"])[-1]
+                    print(f"{device:<8}{config:<10}{megapixels:>6} failed: {last_line}", flush=True)
                     continue
                 row = json.loads(out.stdout.strip().splitlines()[-1])
                 rows.append(row)
                 print(f"{device:<8}{config:<10}{row['megapixels']:>6}{row['tile']:>6}{row['tiles']:>7}"
                       f"{row['seconds']:>9}{row['mp_per_s']:>8}{row['peak_host_mib']:>10}"
                       f"{row.get('peak_gpu_mib', '-'):>9}", flush=True)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    machine = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-               "python": platform.python_version(), "cpu_count": __import__("os").cpu_count()}
-    args.json.write_text(json.dumps({"machine": machine, "results": rows}, indent=2))
+                write_json(args.json, rows)  # after every case: a stopped run keeps what it measured
     print(f"wrote {args.json}")
+
+
+def write_json(path: Path, rows: list[dict]) -> None:
+    machine = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+               "python": platform.python_version(), "cpu_count": os.cpu_count()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"machine": machine, "results": rows}, indent=2))
 
 
 if __name__ == "__main__":

@@ -80,10 +80,14 @@ def test_out_of_memory_halves_the_tile_and_retries():
         return x * 0.5
 
     pixels = np.full((200, 200, 3), 0.8, np.float32)
-    out, report = make_restorer(predict, tile=256, multiple=1).restore(pixels)
+    restorer = make_restorer(predict, tile=256, multiple=1)
+    out, report = restorer.restore(pixels)
     assert report.tile == 64 and seen[0] == 200
     assert any("out of memory" in w for w in report.warnings)
     np.testing.assert_allclose(out, 0.4, atol=1e-6)
+    # the next photo starts at the size that worked, without failing first
+    _, next_report = restorer.restore(pixels)
+    assert next_report.tile == 64 and not next_report.warnings
 
 
 def test_out_of_memory_at_the_smallest_tile_is_a_clear_error():

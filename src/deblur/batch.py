@@ -38,13 +38,10 @@ class FileResult:
     warnings: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict:
-        data = {"input": str(self.source)}
-        if self.ok:
-            data.update(output=str(self.output), seconds=round(self.seconds, 3),
-                        megapixels=round(self.megapixels, 3), tile=self.tile, warnings=self.warnings)
-        else:
-            data["error"] = self.error
-        return data
+        if not self.ok:
+            return {"path": str(self.source), "error": self.error}
+        return {"input": str(self.source), "output": str(self.output), "seconds": round(self.seconds, 3),
+                "megapixels": round(self.megapixels, 3), "tile": self.tile, "warnings": self.warnings}
 
 
 def restore_file(job: Job, restorer: Restorer, options: WriteOptions = WriteOptions(),

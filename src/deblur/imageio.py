@@ -211,6 +211,8 @@ def encode_photo(photo: Photo, fmt: str, quality: int = 95, keep_metadata: bool 
         data = np.concatenate([data, _alpha_at(photo.alpha, bit_depth)[:, :, None]], axis=2)
     exif = photo.exif if keep_metadata else None
     icc = photo.icc if keep_metadata else None
+    if fmt == "bmp" and (exif or icc):
+        warnings.append("BMP cannot store EXIF or ICC metadata; they were not copied")
     if bit_depth == 16:
         return _encode_16bit(data, fmt, exif, icc, warnings), warnings
     return _encode_8bit(data, fmt, quality, exif, icc, photo.is_gray), warnings

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from deblur import devices, tiling
 from deblur.devices import DeviceChoice
-from deblur.errors import DeblurError
+from deblur.errors import DeblurError, UsageError
 
 DEFAULT_OVERLAP = 32
 
@@ -41,19 +41,22 @@ class Restorer:
                  multiple: int = 1, bytes_per_pixel: float = 4096.0, tile: int | None = None,
                  overlap: int = DEFAULT_OVERLAP):
         if tile is not None and tile < multiple:
-            raise DeblurError(f"--tile {tile} is smaller than the model's size multiple {multiple}")
+            raise UsageError(f"--tile {tile} is smaller than the model's size multiple {multiple}")
         self.predict = predict
         self.choice = choice
         self.multiple = multiple
         self.bytes_per_pixel = bytes_per_pixel
         self.requested_tile = tile
         self.overlap = overlap
+        self.tile_limit: int | None = None  # lowered by out-of-memory, kept for the next photos
 
     def initial_tile_size(self) -> int:
         if self.requested_tile:
-            return self.requested_tile // self.multiple * self.multiple
-        free = devices.free_memory_bytes(self.choice.device)
-        return tiling.auto_tile_size(free, self.bytes_per_pixel, self.multiple, self.choice.device.type != "cpu")
+            tile = self.requested_tile // self.multiple * self.multiple
+        else:
+            free = devices.free_memory_bytes(self.choice.device)
+            tile = tiling.auto_tile_size(free, self.bytes_per_pixel, self.multiple, self.choice.device.type != "cpu")
+        return min(tile, self.tile_limit or tile)
 
     def restore(self, pixels: np.ndarray, on_tile: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, RestoreReport]:
         """Restore H x W x C float32 pixels (C = 1 or 3); return the result and a report."""
@@ -77,7 +80,7 @@ class Restorer:
                         "close other programs, use --device cpu, or use a smaller model"
                     ) from None
                 warnings.append(f"out of memory with {tile} px tiles; retrying with {smaller} px tiles")
-                tile = smaller
+                tile = self.tile_limit = smaller
         np.clip(out, 0.0, 1.0, out=out)
         if gray:
             out = out.mean(axis=2, keepdims=True)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import difflib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, List, Optional
 
 import typer
 
 from deblur.cli.console import Reporter
-from deblur.errors import DeblurError
+from deblur.errors import DeblurError, UsageError
 
 HELP = """Restore photos: files, folders (-r for sub-folders) and quoted globs like "*.JPG".
 
@@ -50,8 +51,19 @@ def run(
 ) -> None:
     reporter = Reporter(quiet=quiet, verbose=verbose)
     try:
-        code = _run(ctx, reporter, paths, model, weights, output, recursive, suffix, fmt, quality,
-                    skip_existing, overwrite, compare, strip_metadata, device, precision, tile, overlap, as_json)
+        from deblur.batch import WriteOptions
+        from deblur.inputs import OutputOptions, format_name
+
+        if skip_existing and overwrite:
+            raise UsageError("--skip-existing and --overwrite contradict each other; choose one")
+        fmt = format_name(fmt)
+        if fmt not in ("auto", "jpeg", "png", "tiff", "webp", "bmp"):
+            raise UsageError(f"unknown --format '{fmt}'; use {FORMATS}")
+        outputs = OutputOptions(output_dir=output, suffix=suffix, format=fmt, overwrite=overwrite,
+                                skip_existing=skip_existing, compare=compare)
+        writes = WriteOptions(format=fmt, quality=quality, overwrite=overwrite, keep_metadata=not strip_metadata)
+        engine = EngineOptions(model, weights, device, precision, tile, overlap)
+        code = _run(ctx, reporter, paths, recursive, outputs, writes, engine, as_json)
     except DeblurError as exc:
         reporter.error(str(exc))
         raise typer.Exit(exc.exit_code) from None
@@ -61,19 +73,22 @@ def run(
     raise typer.Exit(code)
 
 
-def _run(ctx, reporter, paths, model, weights, output, recursive, suffix, fmt, quality, skip_existing,
-         overwrite, compare, strip_metadata, device, precision, tile, overlap, as_json) -> int:
-    from deblur.errors import UsageError
-    from deblur.inputs import OutputOptions, format_name, plan_jobs
+@dataclass(frozen=True)
+class EngineOptions:
+    """Which model runs where."""
 
-    if skip_existing and overwrite:
-        raise UsageError("--skip-existing and --overwrite contradict each other; choose one")
-    fmt = format_name(fmt)
-    if fmt not in ("auto", "jpeg", "png", "tiff", "webp", "bmp"):
-        raise UsageError(f"unknown --format '{fmt}'; use {FORMATS}")
-    options = OutputOptions(output_dir=output, suffix=suffix, format=fmt, overwrite=overwrite,
-                            skip_existing=skip_existing, compare=compare)
-    plan = plan_jobs(paths, recursive, options)
+    model: str | None
+    weights: Path | None
+    device: str
+    precision: str
+    tile: int | None
+    overlap: int
+
+
+def _run(ctx, reporter: Reporter, paths, recursive, outputs, writes, engine: EngineOptions, as_json) -> int:
+    from deblur.inputs import plan_jobs
+
+    plan = plan_jobs(paths, recursive, outputs)
     for path, reason in plan.ignored:
         reporter.detail(f"ignoring '{path}': {reason}")
     for path, reason in plan.skipped:
@@ -86,8 +101,7 @@ def _run(ctx, reporter, paths, model, weights, output, recursive, suffix, fmt, q
     summary = {"processed": [], "skipped": [{"path": str(p), "reason": r} for p, r in plan.skipped],
                "failed": [{"path": str(p), "error": r} for p, r in plan.failed]}
     if plan.jobs:
-        summary.update(_restore_jobs(reporter, plan.jobs, model, weights, output, fmt, quality, overwrite,
-                                     strip_metadata, device, precision, tile, overlap, summary))
+        summary.update(_restore_jobs(reporter, plan.jobs, engine, writes, outputs.output_dir, summary))
     if as_json:
         reporter.data(summary)
     done, failed = len(summary["processed"]), len(summary["failed"])
@@ -96,25 +110,23 @@ def _run(ctx, reporter, paths, model, weights, output, recursive, suffix, fmt, q
     return 1 if failed else 0
 
 
-def _restore_jobs(reporter, jobs, model_name, weights, output, fmt, quality, overwrite, strip_metadata,
-                  device, precision, tile, overlap, summary) -> dict:
+def _restore_jobs(reporter: Reporter, jobs, engine: EngineOptions, writes, output_dir, summary) -> dict:
     # torch is imported here, not at start-up: `deblur --help` stays instant.
     from deblur import devices
-    from deblur.batch import WriteOptions, run_batch
+    from deblur.batch import run_batch
     from deblur.restore import Restorer
     from deblur.samplers import direct
     from deblur.weights import load_model
 
-    devices.resolve_device(device)  # a missing device fails before the model is loaded
-    loaded = load_model(model_name, weights)
-    choice = devices.choose(device, precision, loaded.spec.supports_fp16, loaded.spec.supports_bf16)
+    devices.resolve_device(engine.device)  # a missing device fails before the model is loaded
+    loaded = load_model(engine.model, engine.weights)
+    choice = devices.choose(engine.device, engine.precision, loaded.spec.supports_fp16, loaded.spec.supports_bf16)
     devices.prepare_network(loaded.network, choice.device)
     restorer = Restorer(direct(loaded.network), choice, loaded.spec.size_multiple, loaded.bytes_per_pixel,
-                        tile=tile, overlap=overlap)
+                        tile=engine.tile, overlap=engine.overlap)
     reporter.info(f"deblur: {loaded.name} on {choice.reason}; tiles of {restorer.initial_tile_size()} px"
-                  f"{'' if output is None else f'; writing to {output}'}")
+                  f"{'' if output_dir is None else f'; writing to {output_dir}'}")
     reporter.detail(f"weights: {loaded.source}")
-    options = WriteOptions(format=fmt, quality=quality, overwrite=overwrite, keep_metadata=not strip_metadata)
 
     def report(result):
         if result.ok:
@@ -125,7 +137,7 @@ def _restore_jobs(reporter, jobs, model_name, weights, output, fmt, quality, ove
                 reporter.warning(f"{result.source}: {warning}")
             reporter.detail(f"  tile {result.tile} px, {result.megapixels:.2f} MP")
         else:
-            summary["failed"].append(result.as_json() | {"path": str(result.source)})
+            summary["failed"].append(result.as_json())
             reporter.error(result.error)
 
     with reporter.progress() as progress:
@@ -146,7 +158,7 @@ def _restore_jobs(reporter, jobs, model_name, weights, output, fmt, quality, ove
                 progress.advance(files_task)
 
         try:
-            run_batch(jobs, restorer, options, on_start, on_tile, on_done)
+            run_batch(jobs, restorer, writes, on_start, on_tile, on_done)
         except KeyboardInterrupt:
             if progress:
                 progress.stop()
