@@ -107,8 +107,8 @@ def resolve_weights(entry: ManifestEntry, weights: str | Path | None) -> Path:
         if bundled.is_file():
             return bundled
     raise ModelError(
-        f"no trained checkpoint for model '{entry.name}' is installed; pass one with "
-        "--weights FILE.safetensors (for example a checkpoint written by `deblur train`)"
+        f"no trained checkpoint for model '{entry.name}' is installed yet; "
+        "pass one with --weights FILE.safetensors"
     )
 
 
