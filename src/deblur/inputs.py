@@ -11,6 +11,7 @@ import glob
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from deblur.errors import UsageError
 from deblur.imageio import EXTENSIONS, FORMAT_EXTENSION, is_image_path
 
 GLOB_CHARS = set("*?[")
@@ -145,6 +146,7 @@ def _output_problem(output, compare, inputs, claimed, options) -> str | None:
 def format_name(value: str) -> str:
     """Normalise a --format value (jpg -> jpeg, tif -> tiff); 'auto' passes through."""
     value = value.lower().lstrip(".")
-    if value == "auto":
-        return value
-    return EXTENSIONS.get("." + value, value)
+    name = value if value == "auto" else EXTENSIONS.get("." + value, value)
+    if name != "auto" and name not in FORMAT_EXTENSION:
+        raise UsageError(f"unknown --format '{value}'; use auto, {', '.join(FORMAT_EXTENSION)}")
+    return name

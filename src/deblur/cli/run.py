@@ -57,8 +57,6 @@ def run(
         if skip_existing and overwrite:
             raise UsageError("--skip-existing and --overwrite contradict each other; choose one")
         fmt = format_name(fmt)
-        if fmt not in ("auto", "jpeg", "png", "tiff", "webp", "bmp"):
-            raise UsageError(f"unknown --format '{fmt}'; use {FORMATS}")
         outputs = OutputOptions(output_dir=output, suffix=suffix, format=fmt, overwrite=overwrite,
                                 skip_existing=skip_existing, compare=compare)
         writes = WriteOptions(format=fmt, quality=quality, overwrite=overwrite, keep_metadata=not strip_metadata)
