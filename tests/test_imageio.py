@@ -6,8 +6,7 @@ import pytest
 from PIL import Image, ImageCms, ImageOps
 
 from deblur.errors import InputError, OutputError
-from deblur.imageio import (ORIENTATION_TAG, apply_orientation, quantize, read_photo, side_by_side,
-                            write_atomic, write_photo)
+from deblur.imageio import ORIENTATION_TAG, apply_orientation, quantize, read_photo, side_by_side, write_photo
 
 from conftest import random_rgb
 
@@ -124,41 +123,6 @@ def test_jpeg_cannot_take_alpha(tmp_path):
     Image.fromarray(np.zeros((4, 4, 4), np.uint8), "RGBA").save(tmp_path / "p.png")
     with pytest.raises(OutputError, match="alpha"):
         write_photo(read_photo(tmp_path / "p.png"), tmp_path / "out.jpg")
-
-
-def test_atomic_write_never_replaces_an_existing_file(tmp_path):
-    target = tmp_path / "result.png"
-    target.write_bytes(b"precious")
-    with pytest.raises(OutputError, match="already exists"):
-        write_atomic(target, b"new")
-    assert target.read_bytes() == b"precious"
-    write_atomic(target, b"new", overwrite=True)
-    assert target.read_bytes() == b"new"
-    assert os.listdir(tmp_path) == ["result.png"]  # no temporary file left behind
-
-
-def test_unwritable_destinations_are_clear_errors(tmp_path, monkeypatch):
-    (tmp_path / "file.txt").write_text("a file, not a folder")
-    with pytest.raises(OutputError, match="cannot create the folder"):
-        write_atomic(tmp_path / "file.txt" / "result.png", b"data")
-
-    def disk_full(_fd):
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(os, "fsync", disk_full)
-    with pytest.raises(OutputError, match="No space left"):
-        write_atomic(tmp_path / "result.png", b"data")
-    assert os.listdir(tmp_path) == ["file.txt"]
-
-
-def test_interrupted_write_leaves_nothing(tmp_path, monkeypatch):
-    def interrupt(_fd):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(os, "fsync", interrupt)
-    with pytest.raises(KeyboardInterrupt):
-        write_atomic(tmp_path / "result.png", b"data")
-    assert os.listdir(tmp_path) == []
 
 
 def test_side_by_side_puts_before_left_and_after_right():

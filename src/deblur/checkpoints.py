@@ -66,7 +66,7 @@ def write_checkpoint(path: str | os.PathLike, state: dict, arch: str, config: di
     """Write tensors with their arch+config metadata, atomically."""
     from safetensors.torch import save
 
-    from deblur.imageio import write_atomic
+    from deblur.files import write_atomic
 
     metadata = {"format": FORMAT_TAG, "arch": arch, "config": json.dumps(config, sort_keys=True)}
     metadata.update({k: str(v) for k, v in (extra or {}).items()})

@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import os
 import struct
-import uuid
 import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,6 +19,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from deblur.errors import InputError, OutputError
+from deblur.files import write_atomic
 
 # Pillow format name -> our format name. MPO is what many cameras write: JPEG with extra frames.
 READ_FORMATS = {"JPEG": "jpeg", "MPO": "jpeg", "PNG": "png", "TIFF": "tiff", "WEBP": "webp", "BMP": "bmp"}
@@ -274,40 +274,6 @@ def _png_with_metadata(png: bytes, exif: bytes | None, icc: bytes | None) -> byt
     if exif:
         extra += _png_chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\x00\x00") else exif)
     return png[:ihdr_end] + extra + png[ihdr_end:]
-
-
-def write_atomic(path: Path, data: bytes, overwrite: bool = False) -> None:
-    """Write bytes to `path` through a temporary file, so no half-written file is ever seen.
-
-    Without `overwrite`, an existing file is never replaced, even one that appears while we work.
-    """
-    path = Path(path)
-    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create the folder '{path.parent}': {exc.strerror}") from None
-    try:
-        try:
-            with open(temp, "xb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-        except OSError as exc:
-            raise OutputError(f"cannot write '{path}': {exc.strerror or exc}") from None
-        if overwrite:
-            os.replace(temp, path)
-            return
-        try:
-            os.link(temp, path)  # atomic and fails if the target exists
-        except FileExistsError:
-            raise OutputError(f"'{path}' already exists; use --overwrite or --skip-existing") from None
-        except OSError:  # file systems without hard links
-            if path.exists():
-                raise OutputError(f"'{path}' already exists; use --overwrite or --skip-existing") from None
-            os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
 
 
 def write_photo(photo: Photo, path: str | os.PathLike, fmt: str | None = None, quality: int = 95,
