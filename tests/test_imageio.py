@@ -1,5 +1,3 @@
-import os
-
 import cv2
 import numpy as np
 import pytest

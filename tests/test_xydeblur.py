@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from deblur.archs.registry import build_network
-from deblur.archs.xydeblur import XYDeblur, rot90
+from deblur.archs.xydeblur import XYDeblur
 
 
 def count(net):
