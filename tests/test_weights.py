@@ -7,7 +7,8 @@ from safetensors.torch import save_file
 from deblur.archs.registry import build_network
 from deblur.checkpoints import write_checkpoint
 from deblur.errors import ModelError
-from deblur.weights import load_manifest, load_model, parse_manifest
+from deblur.manifest import parse_manifest
+from deblur.weights import load_model
 
 from conftest import TINY
 
@@ -60,26 +61,6 @@ def test_missing_checkpoint_says_how_to_get_one():
 def test_unknown_model_lists_the_known_ones(tiny_weights):
     with pytest.raises(ModelError, match="known models: xydeblur"):
         load_model("nafnet", tiny_weights)
-
-
-def test_bundled_manifest_is_valid():
-    manifest = load_manifest()
-    assert manifest.default_model in manifest.models
-
-
-@pytest.mark.parametrize("filename", ["../evil.safetensors", "/etc/passwd", "sub/dir.safetensors", ""])
-def test_manifest_file_names_may_not_escape_their_folder(filename):
-    with pytest.raises(ModelError, match="plain file name"):
-        manifest_with(files={"weights": {"filename": filename, "sha256": "0" * 64, "size": 1}})
-
-
-def test_malformed_manifest_is_rejected(tmp_path):
-    (tmp_path / "m.json").write_text("{not json")
-    with pytest.raises(ModelError, match="malformed"):
-        load_manifest(tmp_path / "m.json")
-    (tmp_path / "m.json").write_text(json.dumps({"default_model": "x", "models": {"y": {"arch": "xydeblur"}}}))
-    with pytest.raises(ModelError, match="default_model"):
-        load_manifest(tmp_path / "m.json")
 
 
 def test_written_checkpoint_records_arch_and_config(tmp_path):

@@ -8,7 +8,7 @@ import typer
 from typer.core import TyperGroup
 
 from deblur import __version__
-from deblur.cli import run
+from deblur.cli import models, run
 
 
 class DefaultRunGroup(TyperGroup):
@@ -45,6 +45,7 @@ def main_options(
 
 
 app.command("run", help=run.HELP)(run.run)
+app.add_typer(models.app, name="models")
 
 
 def main() -> None:

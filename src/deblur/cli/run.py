@@ -9,8 +9,8 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from deblur.cli.console import Reporter
-from deblur.errors import DeblurError, UsageError
+from deblur.cli.console import Reporter, exit_on_errors
+from deblur.errors import UsageError
 
 HELP = """Restore photos: files, folders (-r for sub-folders) and quoted globs like "*.JPG".
 
@@ -29,8 +29,11 @@ def run(
     paths: Annotated[List[str], typer.Argument(help="Photos, folders or quoted globs.", show_default=False)],
     model: Annotated[Optional[str], typer.Option("--model", "-m", envvar="DEBLUR_MODEL",
                                                  help="Model name from the manifest (default: xydeblur).")] = None,
-    weights: Annotated[Optional[Path], typer.Option("--weights", "-w", envvar="DEBLUR_WEIGHTS",
-                                                    help="A .safetensors checkpoint to use instead of the installed one.")] = None,
+    weights: Annotated[Optional[str], typer.Option("--weights", "-w", envvar="DEBLUR_WEIGHTS",
+                                                   help="A .safetensors checkpoint to use instead of the model's: "
+                                                        "a file or hf://ORG/REPO/FILE[@REVISION].")] = None,
+    offline: Annotated[bool, typer.Option("--offline", help="Never use the network (also DEBLUR_OFFLINE=1 or "
+                                                            "HF_HUB_OFFLINE=1).")] = False,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write results under this folder.")] = None,
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Also restore photos in sub-folders.")] = False,
     suffix: Annotated[str, typer.Option(help="Added to each result's name.")] = "_deblur",
@@ -50,7 +53,7 @@ def run(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")] = False,
 ) -> None:
     reporter = Reporter(quiet=quiet, verbose=verbose)
-    try:
+    with exit_on_errors(reporter):
         from deblur.batch import WriteOptions
         from deblur.inputs import OutputOptions, format_name
 
@@ -60,14 +63,8 @@ def run(
         outputs = OutputOptions(output_dir=output, suffix=suffix, format=fmt, overwrite=overwrite,
                                 skip_existing=skip_existing, compare=compare)
         writes = WriteOptions(format=fmt, quality=quality, overwrite=overwrite, keep_metadata=not strip_metadata)
-        engine = EngineOptions(model, weights, device, precision, tile, overlap)
+        engine = EngineOptions(model, weights, offline, device, precision, tile, overlap)
         code = _run(ctx, reporter, paths, recursive, outputs, writes, engine, as_json)
-    except DeblurError as exc:
-        reporter.error(str(exc))
-        raise typer.Exit(exc.exit_code) from None
-    except KeyboardInterrupt:  # before any photo was started: nothing to clean up
-        reporter.error("interrupted")
-        raise typer.Exit(130) from None
     raise typer.Exit(code)
 
 
@@ -76,7 +73,8 @@ class EngineOptions:
     """Which model runs where."""
 
     model: str | None
-    weights: Path | None
+    weights: str | None  # a file or a hf:// reference
+    offline: bool
     device: str
     precision: str
     tile: int | None
@@ -114,17 +112,22 @@ def _restore_jobs(reporter: Reporter, jobs, engine: EngineOptions, writes, outpu
     from deblur.batch import run_batch
     from deblur.restore import Restorer
     from deblur.samplers import direct
+    from deblur.store import UNVERIFIED
     from deblur.weights import load_model
 
     devices.resolve_device(engine.device)  # a missing device fails before the model is loaded
-    loaded = load_model(engine.model, engine.weights)
+    with reporter.downloads() as progress:
+        loaded = load_model(engine.model, engine.weights, offline=engine.offline, progress=progress)
+    if loaded.verification == UNVERIFIED:
+        reporter.warning(f"{engine.weights} is unverified: the manifest does not list it and the hub gave no "
+                         "sha256 for it")
     choice = devices.choose(engine.device, engine.precision, loaded.spec.supports_fp16, loaded.spec.supports_bf16)
     devices.prepare_network(loaded.network, choice.device)
     restorer = Restorer(direct(loaded.network), choice, loaded.spec.size_multiple, loaded.bytes_per_pixel,
                         tile=engine.tile, overlap=engine.overlap)
     reporter.info(f"deblur: {loaded.name} on {choice.reason}; tiles of {restorer.initial_tile_size()} px"
                   f"{'' if output_dir is None else f'; writing to {output_dir}'}")
-    reporter.detail(f"weights: {loaded.source}")
+    reporter.detail(f"weights: {loaded.source} ({loaded.verification})")
 
     def report(result):
         if result.ok:
@@ -165,7 +168,7 @@ def _restore_jobs(reporter: Reporter, jobs, engine: EngineOptions, writes, outpu
             raise typer.Exit(130) from None
     return {"device": str(choice.device), "precision": choice.precision,
             "model": {"name": loaded.name, "arch": loaded.spec.name, "config": loaded.config,
-                      "weights": loaded.source}}
+                      "weights": loaded.source, "verification": loaded.verification}}
 
 
 def _did_you_mean(ctx: typer.Context, path: Path) -> str:
