@@ -56,6 +56,8 @@ def test_a_full_entry_is_read_into_typed_fields():
     ({"sources": {"hub": {"repo_id": "no-slash", "revision": COMMIT}}}, "org/name"),
     ({"sources": {"bundled": "yes"}}, "sources.bundled must be bool"),
     ({"config": [1, 2]}, "'config' must be dict"),
+    ({"inference": {"precision": "fp16"}}, "inference.precision must be one of auto, fp32"),
+    ({"inference": {"overlap": -1}}, "overlap must not be negative"),
 ])
 def test_malformed_entries_name_the_field(fields, message):
     with pytest.raises(ModelError, match=message):

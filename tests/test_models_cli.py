@@ -101,3 +101,19 @@ def test_offline_photo_without_a_copy_exits_3_with_the_fix(published, photo_fold
 def test_unknown_model_is_exit_3(published):
     result = deblur("models", "info", "nafnet")
     assert result.exit_code == 3 and "known models: local-only, tiny" in result.stderr
+
+
+def test_manifest_inference_defaults_apply_unless_overridden(published, photo_folder, tmp_path):
+    data = json.loads(published.manifest.read_text())
+    data["models"]["tiny"]["inference"] = {"precision": "fp32", "overlap": 8}
+    published.manifest.write_text(json.dumps(data))
+    result = deblur(photo_folder / "a.jpg", "-o", tmp_path / "o", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["overlap"] == 8
+    result = deblur(photo_folder / "a.jpg", "-o", tmp_path / "p", "--json", "--overlap", "16")
+    assert json.loads(result.stdout)["overlap"] == 16
+
+    from deblur.weights import load_model
+
+    model = load_model()
+    assert model.precision_for("auto") == "fp32" and model.precision_for("bf16") == "bf16"

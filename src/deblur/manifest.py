@@ -8,8 +8,10 @@ One entry per model::
       "sources": {"bundled": true, "hub": {"repo_id": "org/repo", "revision": "<40-hex commit>"}},
       "licence": "...", "training": {"data": "...", "recipe": "..."},
       "metrics": [{"set": "...", "psnr": 30.1, "ssim": 0.91, "command": "..."}],
-      "inference": {"precision": "auto", "tile": null}
+      "inference": {"precision": "auto", "overlap": 32}
     }
+
+`inference` holds the model's defaults for options the user leaves unset.
 
 The loader checks every field and names the first problem, so a typo fails loudly instead of
 silently meaning "no checksum". `DEBLUR_MANIFEST=FILE` replaces the bundled catalogue (a private
@@ -32,6 +34,7 @@ ENTRY_KEYS = {"arch", "config", "description", "files", "sources", "licence", "t
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 COMMIT = re.compile(r"^[0-9a-f]{40}$")
 REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+PRECISIONS = ("auto", "fp32")  # fp32: half precision hurts this checkpoint, so `auto` keeps fp32
 
 
 @dataclass(frozen=True)
@@ -149,6 +152,11 @@ def _parse_entry(check: _Checker, name: str, raw) -> ManifestEntry:
             check.fail(f"{at} sources.hub.revision must be a 40-hex commit (a branch can change under you), "
                        f"got {revision!r}")
         hub = HubSource(repo_id, revision)
+    inference = dict(check.expect(raw.get("inference", {}), dict, f"{at} 'inference'"))
+    if inference.get("precision", "auto") not in PRECISIONS:
+        check.fail(f"{at} inference.precision must be one of {', '.join(PRECISIONS)}")
+    if "overlap" in inference and check.expect(inference["overlap"], int, f"{at} inference.overlap") < 0:
+        check.fail(f"{at} inference.overlap must not be negative")
     licence = raw.get("licence")
     if licence is not None:
         check.expect(licence, str, f"{at} 'licence'")
@@ -163,7 +171,7 @@ def _parse_entry(check: _Checker, name: str, raw) -> ManifestEntry:
         licence=licence,
         training=dict(check.expect(raw.get("training", {}), dict, f"{at} 'training'")),
         metrics=list(check.expect(raw.get("metrics", []), list, f"{at} 'metrics'")),
-        inference=dict(check.expect(raw.get("inference", {}), dict, f"{at} 'inference'")),
+        inference=inference,
     )
 
 

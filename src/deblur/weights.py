@@ -7,7 +7,7 @@ model's checkpoint bundled in the package > in the cache > downloaded from its h
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from deblur import hub
@@ -28,10 +28,20 @@ class LoadedModel:
     network: object  # torch.nn.Module
     source: str  # the file the weights came from
     verification: str = ""  # how the file was checked (store.VERIFIED, ...)
+    inference: dict = field(default_factory=dict)  # the manifest's defaults: precision, overlap
 
     @property
     def bytes_per_pixel(self) -> float:
         return self.spec.bytes_per_pixel(self.config)
+
+    def precision_for(self, requested: str) -> str:
+        """`auto` becomes the manifest's choice (fp32 where half precision hurts); anything else stays."""
+        if requested.strip().lower() == "auto":
+            return self.inference.get("precision", "auto")
+        return requested
+
+    def overlap_for(self, requested: int | None, fallback: int) -> int:
+        return requested if requested is not None else self.inference.get("overlap", fallback)
 
 
 def resolve_weights(manifest: Manifest, name: str | None, weights: str | Path | None = None,
@@ -80,7 +90,8 @@ def load_model(name: str | None = None, weights: str | Path | None = None, manif
         raise ModelError(f"'{path}' does not fit {arch} {json.dumps(config)}: {first}") from None
     network.eval().requires_grad_(False)
     return LoadedModel(name=entry.name, spec=spec, config={**spec.default_config, **config},
-                       network=network, source=str(path), verification=resolved.verification)
+                       network=network, source=str(path), verification=resolved.verification,
+                       inference=entry.inference)
 
 
 def _key_mismatch(expected: dict, given: dict) -> tuple[list, list]:

@@ -44,10 +44,12 @@ def run(
     compare: Annotated[bool, typer.Option("--compare", help="Also write NAME_deblur_compare.EXT: before | after.")] = False,
     strip_metadata: Annotated[bool, typer.Option("--strip-metadata", help="Do not copy EXIF and ICC to the result.")] = False,
     device: Annotated[str, typer.Option(envvar="DEBLUR_DEVICE", help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
-    precision: Annotated[str, typer.Option(envvar="DEBLUR_PRECISION", help="auto, fp32, fp16 or bf16.")] = "auto",
+    precision: Annotated[str, typer.Option(envvar="DEBLUR_PRECISION",
+                                           help="auto (the model's choice), fp32, fp16 or bf16.")] = "auto",
     tile: Annotated[Optional[int], typer.Option(envvar="DEBLUR_TILE", min=16,
                                                 help="Tile size in pixels (default: chosen from free memory).")] = None,
-    overlap: Annotated[int, typer.Option(min=0, help="Overlap between tiles in pixels.")] = 32,
+    overlap: Annotated[Optional[int], typer.Option(min=0, help="Overlap between tiles in pixels "
+                                                               "(default: the model's, 32).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Print more detail.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")] = False,
@@ -78,7 +80,7 @@ class EngineOptions:
     device: str
     precision: str
     tile: int | None
-    overlap: int
+    overlap: int | None
 
 
 def _run(ctx, reporter: Reporter, paths, recursive, outputs, writes, engine: EngineOptions, as_json) -> int:
@@ -110,7 +112,7 @@ def _restore_jobs(reporter: Reporter, jobs, engine: EngineOptions, writes, outpu
     # torch is imported here, not at start-up: `deblur --help` stays instant.
     from deblur import devices
     from deblur.batch import run_batch
-    from deblur.restore import Restorer
+    from deblur.restore import DEFAULT_OVERLAP, Restorer
     from deblur.samplers import direct
     from deblur.store import UNVERIFIED
     from deblur.weights import load_model
@@ -121,10 +123,12 @@ def _restore_jobs(reporter: Reporter, jobs, engine: EngineOptions, writes, outpu
     if loaded.verification == UNVERIFIED:
         reporter.warning(f"{engine.weights} is unverified: the manifest does not list it and the hub gave no "
                          "sha256 for it")
-    choice = devices.choose(engine.device, engine.precision, loaded.spec.supports_fp16, loaded.spec.supports_bf16)
+    choice = devices.choose(engine.device, loaded.precision_for(engine.precision), loaded.spec.supports_fp16,
+                            loaded.spec.supports_bf16)
+    overlap = loaded.overlap_for(engine.overlap, DEFAULT_OVERLAP)
     devices.prepare_network(loaded.network, choice.device)
     restorer = Restorer(direct(loaded.network), choice, loaded.spec.size_multiple, loaded.bytes_per_pixel,
-                        tile=engine.tile, overlap=engine.overlap)
+                        tile=engine.tile, overlap=overlap)
     reporter.info(f"deblur: {loaded.name} on {choice.reason}; tiles of {restorer.initial_tile_size()} px"
                   f"{'' if output_dir is None else f'; writing to {output_dir}'}")
     reporter.detail(f"weights: {loaded.source} ({loaded.verification})")
@@ -166,7 +170,7 @@ def _restore_jobs(reporter: Reporter, jobs, engine: EngineOptions, writes, outpu
             reporter.error(f"interrupted: {len(summary['processed'])} of {len(jobs)} photos restored; "
                            "the photo in progress was discarded, no partial file was left")
             raise typer.Exit(130) from None
-    return {"device": str(choice.device), "precision": choice.precision,
+    return {"device": str(choice.device), "precision": choice.precision, "overlap": restorer.overlap,
             "model": {"name": loaded.name, "arch": loaded.spec.name, "config": loaded.config,
                       "weights": loaded.source, "verification": loaded.verification}}
 
