@@ -20,6 +20,7 @@ app = typer.Typer(
 )
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
+NameArgument = Annotated[str, typer.Argument(help="Model name.", show_default=False)]
 NamesArgument = Annotated[Optional[List[str]], typer.Argument(help="Model names (default: all).", show_default=False)]
 
 
@@ -83,7 +84,7 @@ def list_models(as_json: JsonOption = False) -> None:
 
 
 @app.command("info")
-def info(name: Annotated[str, typer.Argument(help="Model name.")], as_json: JsonOption = False) -> None:
+def info(name: NameArgument, as_json: JsonOption = False) -> None:
     """Everything the manifest says about one model, and where its files are."""
     reporter = Reporter()
     with exit_on_errors(reporter):
@@ -221,7 +222,7 @@ def verify(names: NamesArgument = None, as_json: JsonOption = False) -> None:
 
 
 @app.command("path")
-def path(name: Annotated[str, typer.Argument(help="Model name.")], as_json: JsonOption = False) -> None:
+def path(name: NameArgument, as_json: JsonOption = False) -> None:
     """Print where a model's checkpoint file(s) are on this machine (without downloading)."""
     reporter = Reporter()
     with exit_on_errors(reporter):
