@@ -117,3 +117,14 @@ def test_manifest_inference_defaults_apply_unless_overridden(published, photo_fo
 
     model = load_model()
     assert model.precision_for("auto") == "fp32" and model.precision_for("bf16") == "bf16"
+
+
+def test_models_list_does_not_import_torch(published):
+    import subprocess
+    import sys
+
+    code = ("import sys; from typer.testing import CliRunner; from deblur.cli.app import app; "
+            "r = CliRunner().invoke(app, ['models', 'list', '--json']); "
+            "print(r.exit_code, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["0", "False"]
