@@ -14,6 +14,7 @@ from pathlib import Path
 from deblur.errors import ModelError
 
 FORMAT_TAG = "deblur-checkpoint/1"
+REBLUR_PREFIX = "reblur."  # the reblurring module's tensors travel in the same file
 PICKLE_SUFFIXES = {".pth", ".pt", ".ckpt", ".pkl", ".bin"}
 
 
@@ -61,14 +62,31 @@ def checkpoint_arch(metadata: dict, path) -> tuple[str | None, dict | None]:
     return metadata["arch"], config
 
 
+def split_reblur(state: dict, metadata: dict, path) -> tuple[dict, dict | None, dict | None]:
+    """(deblurring tensors, reblurring-module tensors or None, its config or None)."""
+    reblur = {k[len(REBLUR_PREFIX):]: v for k, v in state.items() if k.startswith(REBLUR_PREFIX)}
+    if not reblur:
+        return state, None, None
+    try:
+        config = json.loads(metadata.get("reblur_config", "{}"))
+    except json.JSONDecodeError:
+        raise ModelError(f"'{path}' has malformed 'reblur_config' metadata") from None
+    return {k: v for k, v in state.items() if not k.startswith(REBLUR_PREFIX)}, reblur, config
+
+
 def write_checkpoint(path: str | os.PathLike, state: dict, arch: str, config: dict,
-                     extra: dict | None = None) -> None:
-    """Write tensors with their arch+config metadata, atomically."""
+                     extra: dict | None = None, reblur: tuple[dict, dict] | None = None) -> None:
+    """Write tensors with their arch+config metadata, atomically; `reblur` = (state, config) of M_R."""
     from safetensors.torch import save
 
     from deblur.files import write_atomic
 
     metadata = {"format": FORMAT_TAG, "arch": arch, "config": json.dumps(config, sort_keys=True)}
     metadata.update({k: str(v) for k, v in (extra or {}).items()})
-    tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
+    tensors = dict(state)
+    if reblur is not None:
+        reblur_state, reblur_config = reblur
+        tensors.update({REBLUR_PREFIX + k: v for k, v in reblur_state.items()})
+        metadata["reblur_config"] = json.dumps(reblur_config, sort_keys=True)
+    tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     write_atomic(Path(path), save(tensors, metadata=metadata), overwrite=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from deblur import hub
 from deblur.archs.registry import ArchSpec, build_network, get_arch
-from deblur.checkpoints import checkpoint_arch, read_checkpoint
+from deblur.checkpoints import checkpoint_arch, read_checkpoint, split_reblur
 from deblur.errors import ModelError
 from deblur.manifest import Manifest, load_manifest
 from deblur.store import NOT_CHECKED, ModelStore, ResolvedFile
@@ -29,6 +29,7 @@ class LoadedModel:
     source: str  # the file the weights came from
     verification: str = ""  # how the file was checked (store.VERIFIED, ...)
     inference: dict = field(default_factory=dict)  # the manifest's defaults: precision, overlap
+    reblur: object = None  # the reblurring module M_R trained with it (adapt and score need it), or None
 
     @property
     def bytes_per_pixel(self) -> float:
@@ -71,6 +72,7 @@ def load_model(name: str | None = None, weights: str | Path | None = None, manif
     resolved = resolve_weights(manifest, entry.name, weights, offline, progress, store)
     path = resolved.path
     state, metadata = read_checkpoint(path)
+    state, reblur_state, reblur_config = split_reblur(state, metadata, path)
     arch, config = checkpoint_arch(metadata, path)
     if arch is None:
         arch, config = entry.arch, entry.config
@@ -91,7 +93,19 @@ def load_model(name: str | None = None, weights: str | Path | None = None, manif
     network.eval().requires_grad_(False)
     return LoadedModel(name=entry.name, spec=spec, config={**spec.default_config, **config},
                        network=network, source=str(path), verification=resolved.verification,
-                       inference=entry.inference)
+                       inference=entry.inference, reblur=_reblur_module(reblur_state, reblur_config, path))
+
+
+def _reblur_module(state: dict | None, config: dict | None, path):
+    if state is None:
+        return None
+    network = build_network("reblur", config or {})
+    try:
+        network.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[-1].strip()
+        raise ModelError(f"the reblurring module in '{path}' does not fit its configuration: {first}") from None
+    return network.eval().requires_grad_(False)
 
 
 def _key_mismatch(expected: dict, given: dict) -> tuple[list, list]:

@@ -33,6 +33,16 @@ def _build_xydeblur(**config):
     return XYDeblur(**config)
 
 
+def _build_reblur(**config):
+    from deblur.archs.reblur import Reblur
+
+    return Reblur(**config)
+
+
+# The reblurring module travels inside a deblurring checkpoint (tensors prefixed "reblur.").
+REBLUR = ArchSpec(name="reblur", build=_build_reblur, default_config={"width": 32, "blocks": 1, "kernel": 5},
+                  config_keys=("width", "blocks", "kernel"))
+
 ARCHS = {
     "xydeblur": ArchSpec(
         name="xydeblur",
@@ -55,7 +65,7 @@ def get_arch(name: str) -> ArchSpec:
 
 def build_network(arch: str, config: dict):
     """Build an untrained network; unknown config keys are a clear error, not a TypeError."""
-    spec = get_arch(arch)
+    spec = REBLUR if arch == "reblur" else get_arch(arch)
     unknown = set(config) - set(spec.config_keys)
     if unknown:
         raise ModelError(

@@ -1,0 +1,172 @@
+"""`deblur train` and `deblur finetune`: train a deblurring network on your pairs or sharp photos."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, List, Optional
+
+import typer
+
+from deblur.cli.console import Reporter, exit_on_errors
+from deblur.errors import UsageError
+
+TRAIN_HELP = """Train a deblurring network from scratch.
+
+PAIRS are folders holding blur/ + sharp/ (or input/ + target/, blurry/ + gt/) with matching file
+names; --sharp DIR adds sharp photos that are blurred on the fly (camera shake, defocus, noise,
+JPEG). The run folder (-o, default runs/ARCH-TIME) gets model.safetensors, usable at once with
+`deblur PHOTO --weights RUN/model.safetensors`, plus a log, previews and the state for --resume.
+Ctrl-C saves. Several GPUs: torchrun --nproc-per-node N -m deblur train ...
+"""
+
+FINETUNE_HELP = """Fine-tune a trained model (and its reblurring module) on your own data.
+
+Starts from the model's checkpoint (--model NAME from `deblur models list`, or --weights FILE) with
+fine-tuning defaults: a lower learning rate and fewer steps. Data and outputs as for `deblur train`.
+"""
+
+Pairs = Annotated[Optional[List[Path]], typer.Argument(help="Folders of blurry/sharp pairs.", show_default=False)]
+Sharp = Annotated[Optional[List[Path]], typer.Option("--sharp", help="A folder of sharp photos to blur on the fly "
+                                                                     "(repeatable).")]
+Val = Annotated[Optional[Path], typer.Option("--val", help="Validation folder (pairs or sharp photos); default: "
+                                                           "a few training examples held out.")]
+Config = Annotated[Optional[List[str]], typer.Option("--config", help="Network setting KEY=VALUE, e.g. width=16 "
+                                                                      "(repeatable).")]
+Output = Annotated[Optional[Path], typer.Option("--output", "-o", help="Run folder (default: runs/ARCH-TIME).")]
+BatchSize = Annotated[int, typer.Option("--batch-size", "-b", help="Crops per step (per process).")]
+Crop = Annotated[int, typer.Option(help="Training crop size in pixels.")]
+Optimizer = Annotated[str, typer.Option(help="adamw or adam.")]
+Schedule = Annotated[str, typer.Option(help="cosine (after warm-up) or step (halve every --step-every).")]
+Warmup = Annotated[int, typer.Option(help="Warm-up steps.")]
+Clip = Annotated[float, typer.Option(help="Gradient norm clip (0: off).")]
+Ema = Annotated[float, typer.Option(help="EMA decay of the weights that are saved (0: off).")]
+FftWeight = Annotated[float, typer.Option("--fft-weight", help="Weight of the FFT loss (0: off).")]
+ReblurWeight = Annotated[float, typer.Option("--reblur-weight", help="Weight of the supervised reblurring loss "
+                                                                     "(0: no reblurring module).")]
+Seed = Annotated[int, typer.Option(help="Random seed (data, blur and initial weights).")]
+ValEvery = Annotated[int, typer.Option("--val-every", help="Validate and save every N steps.")]
+LogEvery = Annotated[int, typer.Option("--log-every", help="Log every N steps.")]
+Device = Annotated[str, typer.Option(envvar="DEBLUR_DEVICE", help="auto, cpu, cuda, cuda:N or mps.")]
+Amp = Annotated[bool, typer.Option("--amp/--no-amp", help="Mixed precision on CUDA.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only.")]
+Json = Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")]
+
+
+def train(
+    pairs: Pairs = None, sharp: Sharp = None, val: Val = None,
+    model: Annotated[str, typer.Option("--model", "-m", help="Architecture to train.")] = "xydeblur",
+    config: Config = None,
+    steps: Annotated[Optional[int], typer.Option(help="Training steps [default: 20000].")] = None,
+    batch_size: BatchSize = 8, crop: Crop = 128,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 2e-4,
+    optimizer: Optimizer = "adamw", schedule: Schedule = "cosine", warmup: Warmup = 500, clip: Clip = 1.0,
+    ema: Ema = 0.999, fft_weight: FftWeight = 0.1, reblur_weight: ReblurWeight = 1.0, seed: Seed = 0,
+    val_every: ValEvery = 500, log_every: LogEvery = 20, device: Device = "auto", amp: Amp = True,
+    output: Output = None,
+    resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue the run in this folder "
+                                                                    "(--steps may extend it).")] = None,
+    quiet: Quiet = False, as_json: Json = False,
+) -> None:
+    reporter = _reporter(quiet)
+    with exit_on_errors(reporter):
+        from deblur.training.trainer import TrainConfig
+
+        settings = TrainConfig(
+            arch=model, config=_parse_config(config), steps=steps or 20000, batch_size=batch_size, crop=crop,
+            lr=lr, optimizer=optimizer, schedule=schedule, warmup=warmup, clip=clip, ema=ema,
+            fft_weight=fft_weight, reblur_weight=reblur_weight, seed=seed, val_every=val_every,
+            log_every=log_every, amp=amp)
+        if resume is not None and (pairs or sharp or val or output):
+            raise UsageError("--resume continues a run with its own data and folder; give only --resume RUN_DIR "
+                             "(and --steps to extend it)")
+        _train(reporter, settings, _sources(pairs, sharp, val), resume or output, device, resume is not None,
+               steps, None, as_json)
+
+
+def finetune(
+    pairs: Pairs = None, sharp: Sharp = None, val: Val = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="The model to start from "
+                                                                       "(default: the default model).")] = None,
+    weights: Annotated[Optional[str], typer.Option("--weights", "-w", help="Start from this checkpoint instead "
+                                                                            "(a file or hf://...).")] = None,
+    steps: Annotated[int, typer.Option(help="Training steps.")] = 2000,
+    batch_size: BatchSize = 8, crop: Crop = 128,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (lower than training from scratch).")] = 2e-5,
+    optimizer: Optimizer = "adamw", schedule: Schedule = "cosine", warmup: Warmup = 100, clip: Clip = 1.0,
+    ema: Ema = 0.999, fft_weight: FftWeight = 0.1, reblur_weight: ReblurWeight = 1.0, seed: Seed = 0,
+    val_every: ValEvery = 250, log_every: LogEvery = 20, device: Device = "auto", amp: Amp = True,
+    output: Output = None, offline: Annotated[bool, typer.Option("--offline", help="Never use the network.")] = False,
+    quiet: Quiet = False, as_json: Json = False,
+) -> None:
+    reporter = _reporter(quiet)
+    with exit_on_errors(reporter):
+        from deblur.training.trainer import TrainConfig
+        from deblur.weights import load_model
+
+        with reporter.downloads() as progress:
+            loaded = load_model(model, weights, offline=offline, progress=progress)
+        init = {"network": loaded.network.state_dict(), "source": loaded.source,
+                "reblur": None if loaded.reblur is None else loaded.reblur.state_dict()}
+        settings = TrainConfig(
+            arch=loaded.spec.name, config=dict(loaded.config), steps=steps, batch_size=batch_size, crop=crop,
+            lr=lr, optimizer=optimizer, schedule=schedule, warmup=warmup, clip=clip, ema=ema,
+            fft_weight=fft_weight, reblur_weight=reblur_weight, seed=seed, val_every=val_every,
+            log_every=log_every, amp=amp)
+        if loaded.reblur is not None:
+            settings.reblur_config = {k: _reblur_setting(loaded.reblur, k) for k in settings.reblur_config}
+        elif reblur_weight > 0:
+            reporter.warning(f"{loaded.source} has no reblurring module; a new one is trained from scratch")
+        _train(reporter, settings, _sources(pairs, sharp, val), output, device, False, None, init, as_json)
+
+
+def _reblur_setting(network, key):
+    head = network.head[0]
+    return {"width": head.out_channels, "kernel": head.kernel_size[0], "blocks": len(network.body)}[key]
+
+
+def _reporter(quiet: bool) -> Reporter:
+    # Under torchrun only the first process speaks.
+    return Reporter(quiet=quiet or int(os.environ.get("RANK", "0")) != 0)
+
+
+def _sources(pairs, sharp, val):
+    from deblur.training.session import DataSources
+
+    return DataSources(pairs=[str(p) for p in pairs or []], sharp=[str(p) for p in sharp or []],
+                       val=None if val is None else str(val))
+
+
+def _parse_config(items) -> dict:
+    """KEY=VALUE pairs; values are numbers where they look like numbers."""
+    config = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--config takes KEY=VALUE, got '{item}'")
+        try:
+            config[key.strip()] = int(value)
+        except ValueError:
+            try:
+                config[key.strip()] = float(value)
+            except ValueError:
+                config[key.strip()] = value
+    return config
+
+
+def _train(reporter: Reporter, settings, sources, run_dir, device, resume, steps, init, as_json) -> None:
+    from deblur.cli.training_view import TrainingView
+    from deblur.training.session import start_run
+    from deblur.training.trainer import TrainingInterrupted
+
+    view = TrainingView(reporter)
+    try:
+        with view:
+            summary = start_run(settings, sources, run_dir, device, resume=resume, steps=steps, init=init,
+                                on_event=view.update)
+    except TrainingInterrupted as stop:
+        reporter.error(f"interrupted at step {stop.step}; saved. Resume with: deblur train --resume {view.run_dir}")
+        raise typer.Exit(130) from None
+    if as_json:
+        Reporter.data(summary)
+    reporter.info(f"done: {summary['step']} steps; use it with: deblur PHOTO --weights {summary['model']}")

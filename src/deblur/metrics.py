@@ -1,0 +1,41 @@
+"""Image quality measured the same way everywhere: PSNR and SSIM on [0, 1] images clipped to range.
+
+Conventions of the deblurring literature (MIMO-UNet, XYDeblur): data range 1, outputs clipped to
+[0, 1]; SSIM with an 11x11 Gaussian window (sigma 1.5), averaged over channels.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def psnr(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """PSNR in dB per image of a batch (N, C, H, W)."""
+    mse = (output.clamp(0, 1) - target.clamp(0, 1)).pow(2).flatten(1).mean(1)
+    return 10 * torch.log10(1.0 / mse.clamp_min(1e-12))
+
+
+def _gaussian_window(size: int = 11, sigma: float = 1.5, device=None) -> torch.Tensor:
+    coords = torch.arange(size, dtype=torch.float64, device=device) - (size - 1) / 2
+    g = torch.exp(-(coords**2) / (2 * sigma**2))
+    g = g / g.sum()
+    return (g[:, None] * g[None, :]).float()
+
+
+def ssim(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """SSIM per image of a batch (N, C, H, W), valid-window means (no padding), as in Wang et al. 2004."""
+    x, y = output.clamp(0, 1).float(), target.clamp(0, 1).float()
+    channels = x.shape[1]
+    window = _gaussian_window(device=x.device).expand(channels, 1, 11, 11)
+
+    def blur(t):
+        return F.conv2d(t, window, groups=channels)
+
+    c1, c2 = 0.01**2, 0.03**2
+    mu_x, mu_y = blur(x), blur(y)
+    var_x = blur(x * x) - mu_x**2
+    var_y = blur(y * y) - mu_y**2
+    cov = blur(x * y) - mu_x * mu_y
+    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+    return ssim_map.flatten(1).mean(1)

@@ -1,0 +1,1 @@
+"""Training: data, synthetic blur, losses, the loop and its run folder."""

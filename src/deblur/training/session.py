@@ -1,0 +1,109 @@
+"""Putting a training run together: data checked, run folder chosen, trainer built, resumed if asked.
+
+The CLI (`deblur train`, `deblur finetune`) and scripts both start runs through `start_run`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from deblur.errors import UsageError
+from deblur.training import distributed
+from deblur.training.data import (BatchMaker, DataReport, MemoryBudget, find_pair_layout, load_pairs, load_sharp,
+                                  refuse_problems, split_holdout, validation_batch)
+from deblur.training.run_dir import RunDir
+from deblur.training.trainer import TrainConfig, Trainer
+
+HOLDOUT = 8  # examples kept out of training for validation when no --val folder is given
+
+
+@dataclass
+class DataSources:
+    pairs: list = field(default_factory=list)  # folders with blur/ + sharp/ (or input/target, blurry/gt)
+    sharp: list = field(default_factory=list)  # folders of sharp photos, blurred on the fly
+    val: str | None = None  # a paired or sharp folder; else examples held out of the training data
+
+
+@dataclass
+class PreparedData:
+    batches: BatchMaker
+    validation: tuple | None  # (blurry, sharp) tensors
+    counts: dict
+
+
+def prepare_data(sources: DataSources, config: TrainConfig, device) -> PreparedData:
+    """Read and check all the data, reporting every problem at once; split off validation."""
+    if not sources.pairs and not sources.sharp:
+        raise UsageError("no training data: give a folder of pairs (blur/ + sharp/) and/or --sharp DIR")
+    budget = MemoryBudget(4 << 30)
+    paired, sharp = DataReport(), DataReport()
+    for folder in sources.pairs:
+        paired.add(load_pairs(Path(folder), config.crop, budget))
+    for folder in sources.sharp:
+        sharp.add(load_sharp(Path(folder), config.crop, budget))
+    val = DataReport()
+    if sources.val:
+        folder = Path(sources.val)
+        val = load_pairs(folder, 16) if find_pair_layout(folder) else load_sharp(folder, 16)
+    refuse_problems(paired.problems + sharp.problems + val.problems)
+
+    held = []
+    if not sources.val:
+        # hold out from the bigger kind; never more than a small share of it
+        pool = "paired" if len(paired.examples) >= len(sharp.examples) else "sharp"
+        report = paired if pool == "paired" else sharp
+        report.examples, held = split_holdout(report.examples, min(HOLDOUT, len(report.examples) // 10))
+    val_examples = (val.examples or held)[:config.val_count]
+    validation = validation_batch(val_examples, config.val_crop) if val_examples else None
+    counts = {"paired": len(paired.examples), "sharp": len(sharp.examples), "validation": len(val_examples)}
+    batches = BatchMaker(paired.examples, sharp.examples, config.crop, config.batch_size, device)
+    return PreparedData(batches, validation, counts)
+
+
+def default_run_dir(arch: str) -> Path:
+    return Path("runs") / f"{arch}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def start_run(config: TrainConfig | None, sources: DataSources | None, run_dir: Path | None,
+              device: str = "auto", resume: bool = False, steps: int | None = None, init: dict | None = None,
+              on_event=lambda event: None) -> dict:
+    """Train (or resume) a run; returns a summary. Ctrl-C raises TrainingInterrupted after saving.
+
+    Resuming reads the configuration and data folders from the run folder (`steps` may extend it).
+    `init` = {"network": state, "reblur": state or None, "source": text} starts from trained
+    weights (`deblur finetune`).
+    """
+    from deblur import devices
+
+    context = distributed.start()
+    try:
+        if resume and run_dir is None:
+            raise UsageError("--resume needs the run folder: --resume RUN_DIR")
+        run = RunDir(run_dir or default_run_dir(config.arch))
+        if resume:
+            saved = run.read_config()
+            config = TrainConfig(**saved["train"])
+            config.steps = steps or config.steps
+            sources = DataSources(**saved["data"])
+        config.check()
+        if not resume and run.has_run():
+            raise UsageError(f"'{run.path}' already holds a training run; continue it with --resume "
+                             f"{run.path}, or choose another --output")
+        device = devices.resolve_device(distributed.device_for(context, device))
+        data = prepare_data(sources, config, device)
+        trainer = Trainer(config, data.batches, data.validation, run, device,
+                          init_state=(init or {}).get("network"), init_reblur=(init or {}).get("reblur"))
+        if resume:
+            trainer.load_state(run.load_state(device))
+        elif context.is_main:
+            run.write_config({"train": asdict(config), "data": asdict(sources),
+                              "init": (init or {}).get("source")})
+        on_event({"kind": "start", "run_dir": str(run.path), "device": str(device), "step": trainer.step,
+                  "steps": config.steps, "world_size": context.world_size, **data.counts})
+        summary = trainer.run(on_event)
+        summary.update(run_dir=str(run.path), model=str(run.model_file))
+        return summary
+    finally:
+        distributed.stop()

@@ -1,0 +1,288 @@
+"""The training loop: any deblurring network, optionally with the reblurring losses of Nah et al.
+
+Each step (models.md section 4.4): L = M_D(B); M_R is updated on L_Blur + L_Sharp with L detached;
+then M_D is updated on L1 (+ FFT) + lambda * ||M_R(L) - M_R(S)|| with M_R frozen. Separate
+optimisers, the same warm-up + cosine (or step) schedule, gradient clipping, an EMA of M_D's
+weights (validated and saved), mixed precision on CUDA, distributed data parallel under torchrun.
+
+The library reports through `on_event(dict)`; it never prints.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+from deblur.archs.registry import REBLUR, build_network, get_arch
+from deblur.errors import UsageError
+from deblur.metrics import psnr, ssim
+from deblur.restore import pad_to_multiple
+from deblur.training import distributed
+from deblur.training.losses import fft_loss, l1, reblur_module_loss, supervised_reblur_loss
+from deblur.training.run_dir import RunDir
+
+
+@dataclass
+class TrainConfig:
+    arch: str = "xydeblur"
+    config: dict = field(default_factory=lambda: {"width": 16, "blocks": 2})
+    steps: int = 20000
+    batch_size: int = 8  # per process
+    crop: int = 128
+    lr: float = 2e-4
+    optimizer: str = "adamw"  # adam | adamw
+    weight_decay: float = 0.0
+    warmup: int = 500
+    schedule: str = "cosine"  # cosine | step (halve every step_every)
+    step_every: int = 5000
+    min_lr_ratio: float = 0.01
+    clip: float = 1.0  # gradient norm; 0 turns clipping off
+    ema: float = 0.999  # 0 turns the EMA off
+    fft_weight: float = 0.1
+    reblur_weight: float = 1.0  # lambda; 0 turns the reblurring module and its losses off
+    reblur_config: dict = field(default_factory=lambda: dict(REBLUR.default_config))
+    reblur_lr: float = 1e-4
+    amp: bool = True  # mixed precision where it helps (CUDA); ignored on the CPU
+    seed: int = 0
+    val_every: int = 500
+    val_count: int = 8
+    val_crop: int = 256
+    log_every: int = 20
+
+    def check(self) -> None:
+        if self.optimizer not in ("adam", "adamw"):
+            raise UsageError(f"unknown optimizer '{self.optimizer}'; use adam or adamw")
+        if self.schedule not in ("cosine", "step"):
+            raise UsageError(f"unknown schedule '{self.schedule}'; use cosine or step")
+        spec = get_arch(self.arch)
+        unknown = sorted(set(self.config) - set(spec.config_keys))
+        if unknown:
+            raise UsageError(f"--config {unknown[0]}=... is not a setting of {self.arch}; "
+                             f"its settings: {', '.join(spec.config_keys)}")
+        multiple = spec.size_multiple
+        if self.crop % multiple or self.crop < 16:
+            raise UsageError(f"--crop must be at least 16 and a multiple of {multiple} for {self.arch}")
+        for name in ("steps", "batch_size", "val_every", "log_every"):
+            if getattr(self, name) <= 0:
+                raise UsageError(f"--{name.replace('_', '-')} must be positive")
+
+
+class TrainingInterrupted(Exception):
+    """Ctrl-C: the run was saved at `step` and can be resumed."""
+
+    def __init__(self, step: int):
+        super().__init__(f"interrupted at step {step}")
+        self.step = step
+
+
+def lr_factor(config: TrainConfig, step: int) -> float:
+    """Linear warm-up, then cosine decay to min_lr_ratio (or halving every step_every steps)."""
+    if config.warmup and step < config.warmup:
+        return (step + 1) / config.warmup
+    if config.schedule == "step":
+        return 0.5 ** ((step - config.warmup) // max(config.step_every, 1))
+    progress = min(1.0, (step - config.warmup) / max(config.steps - config.warmup, 1))
+    return config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, batches, validation, run_dir: RunDir, device: torch.device,
+                 init_state: dict | None = None, init_reblur: dict | None = None):
+        config.check()
+        self.config, self.batches, self.run_dir, self.device = config, batches, run_dir, torch.device(device)
+        self.validation = validation  # (blurry, sharp) CPU tensors, or None
+        self.spec = get_arch(config.arch)
+        self.dist = distributed.current()
+        torch.manual_seed(config.seed)  # the same initial weights on every process
+
+        self.network = build_network(config.arch, config.config).to(self.device)
+        if init_state is not None:
+            self.network.load_state_dict(init_state)
+        self.model = self.dist.wrap(self.network)
+        self.opt = self._optimizer(self.network.parameters(), config.lr)
+
+        self.reblur = self.reblur_model = self.opt_reblur = None
+        if config.reblur_weight > 0:
+            self.reblur = build_network("reblur", config.reblur_config).to(self.device)
+            if init_reblur is not None:
+                self.reblur.load_state_dict(init_reblur)
+            self.reblur_model = self.dist.wrap(self.reblur)
+            self.opt_reblur = self._optimizer(self.reblur.parameters(), config.reblur_lr)
+
+        self.ema = copy.deepcopy(self.network).requires_grad_(False) if config.ema > 0 else None
+        self.autocast_dtype = self._autocast_dtype()
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast_dtype == torch.float16)
+        self.step = 0
+
+    # -- set-up ------------------------------------------------------------------------------------
+
+    def _optimizer(self, params, lr):
+        kind = torch.optim.AdamW if self.config.optimizer == "adamw" else torch.optim.Adam
+        return kind(params, lr=lr, weight_decay=self.config.weight_decay)
+
+    def _autocast_dtype(self):
+        if not self.config.amp or self.device.type != "cuda":
+            return None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+    def _autocast(self):
+        if self.autocast_dtype is None:
+            return torch.autocast(self.device.type, enabled=False)
+        return torch.autocast("cuda", dtype=self.autocast_dtype)
+
+    # -- state -------------------------------------------------------------------------------------
+
+    def state(self) -> dict:
+        return {
+            "step": self.step,
+            "network": self.network.state_dict(),
+            "ema": None if self.ema is None else self.ema.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "reblur": None if self.reblur is None else self.reblur.state_dict(),
+            "reblur_optimizer": None if self.opt_reblur is None else self.opt_reblur.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "arch": self.config.arch,
+            "config": dict(self.config.config),
+        }
+
+    def load_state(self, state: dict) -> None:
+        if state["arch"] != self.config.arch or state["config"] != self.config.config:
+            raise UsageError(f"the saved run is {state['arch']} {state['config']}, not "
+                             f"{self.config.arch} {self.config.config}")
+        self.network.load_state_dict(state["network"])
+        self.opt.load_state_dict(state["optimizer"])
+        if self.ema is not None and state["ema"] is not None:
+            self.ema.load_state_dict(state["ema"])
+        if self.reblur is not None and state["reblur"] is not None:
+            self.reblur.load_state_dict(state["reblur"])
+            self.opt_reblur.load_state_dict(state["reblur_optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.step = int(state["step"])
+
+    def save(self) -> None:
+        """The usable checkpoint (EMA weights + M_R) and the resume state; only the first process writes."""
+        if not self.dist.is_main:
+            return
+        weights = (self.ema or self.network).state_dict()
+        reblur = None if self.reblur is None else (self.reblur.state_dict(), dict(self.config.reblur_config))
+        self.run_dir.save_model(weights, self.config.arch, self.config.config, self.step, reblur)
+        self.run_dir.save_state(self.state())
+
+    # -- the loop ----------------------------------------------------------------------------------
+
+    def train_step(self, blurry: torch.Tensor, sharp: torch.Tensor) -> dict:
+        config = self.config
+        for group in self.opt.param_groups:
+            group["lr"] = config.lr * lr_factor(config, self.step)
+        terms = {}
+        with self._autocast():
+            deblurred = self.model(blurry)
+
+        if self.reblur is not None:
+            for group in self.opt_reblur.param_groups:
+                group["lr"] = config.reblur_lr * lr_factor(config, self.step)
+            with self._autocast():
+                blur_term, sharp_term = reblur_module_loss(self.reblur_model, deblurred, blurry, sharp)
+            self.opt_reblur.zero_grad(set_to_none=True)
+            self.scaler.scale(blur_term + sharp_term).backward()
+            self.scaler.step(self.opt_reblur)
+            terms.update(reblur_blur=blur_term.item(), reblur_sharp=sharp_term.item())
+
+        with self._autocast():
+            loss = l1(deblurred.float(), sharp)
+            terms["l1"] = loss.item()
+            if config.fft_weight > 0:
+                fft = fft_loss(deblurred, sharp)
+                loss = loss + config.fft_weight * fft
+                terms["fft"] = fft.item()
+            if self.reblur is not None:
+                self.reblur.requires_grad_(False)  # frozen: gradients pass through it to L only
+                reblur = supervised_reblur_loss(self.reblur, deblurred, sharp)
+                loss = loss + config.reblur_weight * reblur
+                terms["reblur"] = reblur.item()
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.reblur is not None:
+            self.reblur.requires_grad_(True)
+        if config.clip > 0:
+            self.scaler.unscale_(self.opt)
+            torch.nn.utils.clip_grad_norm_(self.network.parameters(), config.clip)
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        self._update_ema()
+        self.step += 1
+        terms["loss"] = loss.item()
+        terms["lr"] = self.opt.param_groups[0]["lr"]
+        return terms
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        if self.ema is None:
+            return
+        decay = min(self.config.ema, (1 + self.step) / (10 + self.step))  # a young average follows quickly
+        for averaged, current in zip(self.ema.state_dict().values(), self.network.state_dict().values()):
+            if averaged.dtype.is_floating_point:
+                averaged.lerp_(current, 1 - decay)
+            else:
+                averaged.copy_(current)
+
+    @torch.no_grad()
+    def validate(self) -> dict | None:
+        """PSNR/SSIM of the (EMA) network on the fixed validation crops, next to the blurry input's."""
+        if self.validation is None or not self.dist.is_main:
+            return None
+        network = (self.ema or self.network).eval()
+        blurry_all, sharp_all = self.validation
+        outputs = []
+        for index in range(blurry_all.shape[0]):
+            blurry = blurry_all[index:index + 1].to(self.device)
+            h, w = blurry.shape[-2:]
+            padded = pad_to_multiple(blurry, self.spec.size_multiple)
+            with self._autocast():
+                outputs.append(network(padded)[..., :h, :w].float().cpu())
+        network.train()
+        output = torch.cat(outputs)
+        record = {
+            "kind": "val", "step": self.step,
+            "val_psnr": psnr(output, sharp_all).mean().item(), "val_ssim": ssim(output, sharp_all).mean().item(),
+            "blurry_psnr": psnr(blurry_all, sharp_all).mean().item(),
+            "blurry_ssim": ssim(blurry_all, sharp_all).mean().item(),
+        }
+        record["preview"] = str(self.run_dir.write_preview(self.step, blurry_all[0], output[0], sharp_all[0]))
+        return record
+
+    def run(self, on_event=lambda event: None) -> dict:
+        """Train until config.steps; Ctrl-C saves and raises TrainingInterrupted."""
+        config = self.config
+        self.network.train()
+        last = None
+        window_start, window_steps = time.perf_counter(), 0
+        try:
+            while self.step < config.steps:
+                blurry, sharp = self.batches.batch(config.seed, self.step, self.dist.rank)
+                terms = self.train_step(blurry, sharp)
+                window_steps += 1
+                if self.step % config.log_every == 0 or self.step == config.steps:
+                    elapsed = time.perf_counter() - window_start
+                    rate = window_steps / elapsed if elapsed > 0 else 0.0
+                    record = {"kind": "train", "step": self.step, **terms, "it_per_s": rate,
+                              "eta_s": (config.steps - self.step) / rate if rate else None}
+                    if self.dist.is_main:
+                        self.run_dir.log(record)
+                    on_event(record)
+                    window_start, window_steps = time.perf_counter(), 0
+                if self.step % config.val_every == 0 or self.step == config.steps:
+                    last = self.validate() or last
+                    if last and last["step"] == self.step:
+                        self.run_dir.log(last)
+                        on_event(last)
+                    self.save()
+                    on_event({"kind": "saved", "step": self.step, "path": str(self.run_dir.model_file)})
+        except KeyboardInterrupt:
+            self.save()
+            raise TrainingInterrupted(self.step) from None
+        return {"step": self.step, "validation": last, "config": asdict(config)}
