@@ -39,6 +39,7 @@ Crop = Annotated[int, typer.Option(help="Training crop size in pixels.")]
 Optimizer = Annotated[str, typer.Option(help="adamw or adam.")]
 Schedule = Annotated[str, typer.Option(help="cosine (after warm-up) or step (halve every --step-every).")]
 Warmup = Annotated[int, typer.Option(help="Warm-up steps.")]
+StepEvery = Annotated[int, typer.Option("--step-every", help="With --schedule step: halve the rate every N steps.")]
 Clip = Annotated[float, typer.Option(help="Gradient norm clip (0: off).")]
 Ema = Annotated[float, typer.Option(help="EMA decay of the weights that are saved (0: off).")]
 FftWeight = Annotated[float, typer.Option("--fft-weight", help="Weight of the FFT loss (0: off).")]
@@ -57,10 +58,12 @@ def train(
     pairs: Pairs = None, sharp: Sharp = None, val: Val = None,
     model: Annotated[str, typer.Option("--model", "-m", help="Architecture to train.")] = "xydeblur",
     config: Config = None,
-    steps: Annotated[Optional[int], typer.Option(help="Training steps [default: 20000].")] = None,
+    steps: Annotated[Optional[int], typer.Option(help="Training steps (default 20000; with --resume: the "
+                                                      "run's own).")] = None,
     batch_size: BatchSize = 8, crop: Crop = 128,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 2e-4,
-    optimizer: Optimizer = "adamw", schedule: Schedule = "cosine", warmup: Warmup = 500, clip: Clip = 1.0,
+    optimizer: Optimizer = "adamw", schedule: Schedule = "cosine", warmup: Warmup = 500,
+    step_every: StepEvery = 5000, clip: Clip = 1.0,
     ema: Ema = 0.999, fft_weight: FftWeight = 0.1, reblur_weight: ReblurWeight = 1.0, seed: Seed = 0,
     val_every: ValEvery = 500, log_every: LogEvery = 20, device: Device = "auto", amp: Amp = True,
     output: Output = None,
@@ -74,7 +77,7 @@ def train(
 
         settings = TrainConfig(
             arch=model, config=_parse_config(config), steps=steps or 20000, batch_size=batch_size, crop=crop,
-            lr=lr, optimizer=optimizer, schedule=schedule, warmup=warmup, clip=clip, ema=ema,
+            lr=lr, optimizer=optimizer, schedule=schedule, warmup=warmup, step_every=step_every, clip=clip, ema=ema,
             fft_weight=fft_weight, reblur_weight=reblur_weight, seed=seed, val_every=val_every,
             log_every=log_every, amp=amp)
         if resume is not None and (pairs or sharp or val or output):
@@ -93,7 +96,8 @@ def finetune(
     steps: Annotated[int, typer.Option(help="Training steps.")] = 2000,
     batch_size: BatchSize = 8, crop: Crop = 128,
     lr: Annotated[float, typer.Option(help="Peak learning rate (lower than training from scratch).")] = 2e-5,
-    optimizer: Optimizer = "adamw", schedule: Schedule = "cosine", warmup: Warmup = 100, clip: Clip = 1.0,
+    optimizer: Optimizer = "adamw", schedule: Schedule = "cosine", warmup: Warmup = 100,
+    step_every: StepEvery = 500, clip: Clip = 1.0,
     ema: Ema = 0.999, fft_weight: FftWeight = 0.1, reblur_weight: ReblurWeight = 1.0, seed: Seed = 0,
     val_every: ValEvery = 250, log_every: LogEvery = 20, device: Device = "auto", amp: Amp = True,
     output: Output = None, offline: Annotated[bool, typer.Option("--offline", help="Never use the network.")] = False,
@@ -110,7 +114,7 @@ def finetune(
                 "reblur": None if loaded.reblur is None else loaded.reblur.state_dict()}
         settings = TrainConfig(
             arch=loaded.spec.name, config=dict(loaded.config), steps=steps, batch_size=batch_size, crop=crop,
-            lr=lr, optimizer=optimizer, schedule=schedule, warmup=warmup, clip=clip, ema=ema,
+            lr=lr, optimizer=optimizer, schedule=schedule, warmup=warmup, step_every=step_every, clip=clip, ema=ema,
             fft_weight=fft_weight, reblur_weight=reblur_weight, seed=seed, val_every=val_every,
             log_every=log_every, amp=amp)
         if loaded.reblur is not None:

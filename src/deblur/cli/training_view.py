@@ -58,7 +58,7 @@ class TrainingView:
         elif kind == "val":
             self.validation = event
             if not self.live:
-                self.reporter.info(self._validation_text())
+                self.reporter.info(f"validation at {self._validation_text()}")
         elif kind == "saved" and not self.live:
             self.reporter.detail(f"saved {event['path']} at step {event['step']}")
         if self.live:
@@ -66,7 +66,7 @@ class TrainingView:
 
     def _validation_text(self) -> str:
         v = self.validation
-        return (f"validation at step {v['step']}: PSNR {v['val_psnr']:.2f} dB (blurry {v['blurry_psnr']:.2f}), "
+        return (f"step {v['step']}: PSNR {v['val_psnr']:.2f} dB (blurry {v['blurry_psnr']:.2f}), "
                 f"SSIM {v['val_ssim']:.3f} (blurry {v['blurry_ssim']:.3f})")
 
     def _panel(self) -> Table:

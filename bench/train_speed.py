@@ -1,0 +1,113 @@
+"""Training speed and peak memory: steps per second for the shipped configurations.
+
+    python bench/train_speed.py                         # CPU (and CUDA if present), default crop and batch
+    python bench/train_speed.py --configs tiny --crop 128 --batch-size 8 --steps 10 --device cpu
+
+Each case runs in a fresh subprocess (its peak memory is its own) and times whole training steps
+as `deblur train` runs them: batch drawing, synthetic blur on the device, the reblurring-module
+update and the deblurring-network update (reblurring loss on, FFT loss on). Prints a table and
+writes JSON (default bench/results/train_speed.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from speed import CONFIGS, write_json  # noqa: E402  (the same configurations and JSON layout)
+
+
+def run_case(config_name: str, device: str, crop: int, batch_size: int, steps: int, warmup: int) -> dict:
+    """Runs inside the child process."""
+    import numpy as np
+    import torch
+
+    from deblur.devices import resolve_device
+    from deblur.training.data import SYNTHETIC_MARGIN, BatchMaker, Example
+    from deblur.training.run_dir import RunDir
+    from deblur.training.trainer import TrainConfig, Trainer
+
+    dev = resolve_device(device)
+    rng = np.random.default_rng(0)
+    side = crop + SYNTHETIC_MARGIN + 64
+    examples = [Example(f"random{i}", sharp_path=Path("."), cached=(rng.integers(0, 256, (side, side, 3), np.uint8), None))
+                for i in range(16)]
+    config = TrainConfig(config=CONFIGS[config_name], steps=warmup + steps, batch_size=batch_size, crop=crop)
+    batches = BatchMaker([], examples, crop, batch_size, dev)
+    trainer = Trainer(config, batches, None, RunDir(Path(tempfile.mkdtemp())), dev)
+
+    def step(index):
+        trainer.train_step(*batches.batch(0, index))
+
+    for index in range(warmup):
+        step(index)
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    for index in range(warmup, warmup + steps):
+        step(index)
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    result = {"config": config_name, **CONFIGS[config_name], "device": str(dev), "crop": crop,
+              "batch_size": batch_size, "steps": steps, "seconds": round(seconds, 2),
+              "steps_per_s": round(steps / seconds, 3),
+              "peak_host_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+              "amp": str(trainer.autocast_dtype).replace("torch.", "") if trainer.autocast_dtype else "off"}
+    if dev.type == "cuda":
+        result["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated() / 2**20)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--configs", nargs="+", default=["tiny", "small", "official"], choices=list(CONFIGS))
+    parser.add_argument("--device", nargs="+", default=None, help="default: cpu, plus cuda when present")
+    parser.add_argument("--crop", type=int, default=128, help="the deblur train default")
+    parser.add_argument("--batch-size", type=int, default=8, help="the deblur train default")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
+    parser.add_argument("--json", type=Path, default=Path(__file__).with_name("results") / "train_speed.json")
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.child:
+        config, device = args.child
+        print(json.dumps(run_case(config, device, args.crop, args.batch_size, args.steps, args.warmup)))
+        return
+
+    devices = args.device
+    if devices is None:
+        import torch
+
+        devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    rows = []
+    print(f"{'device':<8}{'config':<10}{'crop':>6}{'batch':>7}{'steps/s':>9}{'s/step':>8}{'host MiB':>10}{'GPU MiB':>9}")
+    for device in devices:
+        for config in args.configs:
+            command = [sys.executable, __file__, "--child", config, device, "--crop", str(args.crop),
+                       "--batch-size", str(args.batch_size), "--steps", str(args.steps), "--warmup", str(args.warmup)]
+            out = subprocess.run(command, capture_output=True, text=True)
+            if out.returncode != 0:
+                last_line = (out.stderr.strip().splitlines() or [f"exit code {out.returncode}"])[-1]
+                print(f"{device:<8}{config:<10} failed: {last_line}", flush=True)
+                continue
+            row = json.loads(out.stdout.strip().splitlines()[-1])
+            rows.append(row)
+            print(f"{device:<8}{config:<10}{row['crop']:>6}{row['batch_size']:>7}{row['steps_per_s']:>9}"
+                  f"{1 / row['steps_per_s']:>8.2f}{row['peak_host_mib']:>10}{row.get('peak_gpu_mib', '-'):>9}",
+                  flush=True)
+            write_json(args.json, rows)
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
