@@ -154,3 +154,14 @@ def test_two_process_distributed_run_on_cpu(data, tmp_path):
     assert load_model(weights=run / "model.safetensors").config == {"width": 4, "blocks": 1}
     steps = [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines()]
     assert steps == [1, 2]  # one process writes the log
+
+
+def test_finetune_keeps_the_trained_reblurring_module(data, tmp_path):
+    first = tmp_path / "first"
+    assert train(data, first, "--steps", "1", "--val-every", "1").exit_code == 0
+    result = deblur("finetune", data / "pairs", "--weights", first / "model.safetensors", "-o", tmp_path / "again",
+                    "--steps", "1", "--crop", "32", "-b", "2", "--val-every", "1")
+    assert result.exit_code == 0, result.stderr
+    assert "no reblurring module" not in result.stderr
+    started = load_model(weights=first / "model.safetensors").reblur_config
+    assert json.loads((tmp_path / "again" / "config.json").read_text())["train"]["reblur_config"] == started

@@ -30,6 +30,7 @@ class LoadedModel:
     verification: str = ""  # how the file was checked (store.VERIFIED, ...)
     inference: dict = field(default_factory=dict)  # the manifest's defaults: precision, overlap
     reblur: object = None  # the reblurring module M_R trained with it (adapt and score need it), or None
+    reblur_config: dict | None = None
 
     @property
     def bytes_per_pixel(self) -> float:
@@ -93,7 +94,8 @@ def load_model(name: str | None = None, weights: str | Path | None = None, manif
     network.eval().requires_grad_(False)
     return LoadedModel(name=entry.name, spec=spec, config={**spec.default_config, **config},
                        network=network, source=str(path), verification=resolved.verification,
-                       inference=entry.inference, reblur=_reblur_module(reblur_state, reblur_config, path))
+                       inference=entry.inference, reblur=_reblur_module(reblur_state, reblur_config, path),
+                       reblur_config=reblur_config)
 
 
 def _reblur_module(state: dict | None, config: dict | None, path):

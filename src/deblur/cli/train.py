@@ -118,15 +118,10 @@ def finetune(
             fft_weight=fft_weight, reblur_weight=reblur_weight, seed=seed, val_every=val_every,
             log_every=log_every, amp=amp)
         if loaded.reblur is not None:
-            settings.reblur_config = {k: _reblur_setting(loaded.reblur, k) for k in settings.reblur_config}
+            settings.reblur_config = {**settings.reblur_config, **loaded.reblur_config}
         elif reblur_weight > 0:
             reporter.warning(f"{loaded.source} has no reblurring module; a new one is trained from scratch")
         _train(reporter, settings, _sources(pairs, sharp, val), output, device, False, None, init, as_json)
-
-
-def _reblur_setting(network, key):
-    head = network.head[0]
-    return {"width": head.out_channels, "kernel": head.kernel_size[0], "blocks": len(network.body)}[key]
 
 
 def _reporter(quiet: bool) -> Reporter:
