@@ -8,6 +8,7 @@ after the file being written is discarded (writes are atomic).
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -36,20 +37,28 @@ class FileResult:
     megapixels: float = 0.0
     tile: int | None = None
     warnings: list[str] = field(default_factory=list)
+    details: dict = field(default_factory=dict)  # what a step around the restoration reported
 
     def as_json(self) -> dict:
         if not self.ok:
             return {"path": str(self.source), "error": self.error}
         return {"input": str(self.source), "output": str(self.output), "seconds": round(self.seconds, 3),
-                "megapixels": round(self.megapixels, 3), "tile": self.tile, "warnings": self.warnings}
+                "megapixels": round(self.megapixels, 3), "tile": self.tile, "warnings": self.warnings,
+                **self.details}
+
+
+# A context entered around each photo's restoration with its pixels (test-time adaptation);
+# what it yields (an object with as_json(), or None) is recorded in the result.
+Around = Callable[[object], object]
 
 
 def restore_file(job: Job, restorer: Restorer, options: WriteOptions = WriteOptions(),
-                 on_tile: Callable[[int, int], None] | None = None) -> FileResult:
+                 on_tile: Callable[[int, int], None] | None = None, around: Around | None = None) -> FileResult:
     """Read, restore and atomically write one photo (and its comparison image)."""
     start = time.perf_counter()
     photo = read_photo(job.source)
-    pixels, report = restorer.restore(photo.pixels, on_tile)
+    with (around(photo.pixels) if around else nullcontext()) as extra:
+        pixels, report = restorer.restore(photo.pixels, on_tile)
     restored = replace(photo, pixels=pixels)
     fmt = None if options.format == "auto" else options.format
     warnings = list(report.warnings)
@@ -58,19 +67,21 @@ def restore_file(job: Job, restorer: Restorer, options: WriteOptions = WriteOpti
         write_photo(side_by_side(photo, restored), job.compare, fmt, options.quality, options.overwrite,
                     options.keep_metadata)
     return FileResult(source=job.source, output=job.output, ok=True, seconds=time.perf_counter() - start,
-                      megapixels=photo.height * photo.width / 1e6, tile=report.tile, warnings=warnings)
+                      megapixels=photo.height * photo.width / 1e6, tile=report.tile, warnings=warnings,
+                      details=extra.as_json() if extra is not None else {})
 
 
 def run_batch(jobs: list[Job], restorer: Restorer, options: WriteOptions = WriteOptions(),
               on_start: Callable[[Job], None] | None = None,
               on_tile: Callable[[int, int], None] | None = None,
-              on_done: Callable[[FileResult], None] | None = None) -> list[FileResult]:
+              on_done: Callable[[FileResult], None] | None = None,
+              around: Around | None = None) -> list[FileResult]:
     results = []
     for job in jobs:
         if on_start:
             on_start(job)
         try:
-            result = restore_file(job, restorer, options, on_tile)
+            result = restore_file(job, restorer, options, on_tile, around)
         except (ModelError, DeviceError):
             raise
         except DeblurError as exc:

@@ -24,36 +24,51 @@ Exit codes: 0 all done, 1 some inputs failed, 2 usage, 3 model or weights unavai
 FORMATS = "auto, jpeg, png, tiff, webp or bmp"
 
 
+# The options of every command that restores photos (`run`, `adapt`), declared once.
+Paths = Annotated[List[str], typer.Argument(help="Photos, folders or quoted globs.", show_default=False)]
+Model = Annotated[Optional[str], typer.Option("--model", "-m", envvar="DEBLUR_MODEL",
+                                              help="Model name from the manifest (default: xydeblur).")]
+Weights = Annotated[Optional[str], typer.Option("--weights", "-w", envvar="DEBLUR_WEIGHTS",
+                                                help="A .safetensors checkpoint to use instead of the model's: "
+                                                     "a file or hf://ORG/REPO/FILE[@REVISION].")]
+Offline = Annotated[bool, typer.Option("--offline", help="Never use the network (also DEBLUR_OFFLINE=1 or "
+                                                         "HF_HUB_OFFLINE=1).")]
+Output = Annotated[Optional[Path], typer.Option("--output", "-o", help="Write results under this folder.")]
+Recursive = Annotated[bool, typer.Option("--recursive", "-r", help="Also restore photos in sub-folders.")]
+Suffix = Annotated[str, typer.Option(help="Added to each result's name.")]
+Format = Annotated[str, typer.Option("--format", "-f", help=f"Output format: {FORMATS}.")]
+Quality = Annotated[int, typer.Option(min=1, max=100, help="JPEG/WebP quality (100: lossless WebP).")]
+SkipExisting = Annotated[bool, typer.Option("--skip-existing", help="Skip photos whose result exists.")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace results that exist.")]
+Compare = Annotated[bool, typer.Option("--compare", help="Also write NAME_SUFFIX_compare.EXT: before | after.")]
+StripMetadata = Annotated[bool, typer.Option("--strip-metadata", help="Do not copy EXIF and ICC to the result.")]
+Device = Annotated[str, typer.Option(envvar="DEBLUR_DEVICE", help="auto, cpu, cuda, cuda:N or mps.")]
+Precision = Annotated[str, typer.Option(envvar="DEBLUR_PRECISION", help="auto (the model's choice), fp32, fp16 or bf16.")]
+Tile = Annotated[Optional[int], typer.Option(envvar="DEBLUR_TILE", min=16,
+                                             help="Tile size in pixels (default: chosen from free memory).")]
+Overlap = Annotated[Optional[int], typer.Option(min=0, help="Overlap between tiles in pixels "
+                                                            "(default: the model's, 32).")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only.")]
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Print more detail.")]
+Json = Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")]
+
+
 def run(
-    ctx: typer.Context,
-    paths: Annotated[List[str], typer.Argument(help="Photos, folders or quoted globs.", show_default=False)],
-    model: Annotated[Optional[str], typer.Option("--model", "-m", envvar="DEBLUR_MODEL",
-                                                 help="Model name from the manifest (default: xydeblur).")] = None,
-    weights: Annotated[Optional[str], typer.Option("--weights", "-w", envvar="DEBLUR_WEIGHTS",
-                                                   help="A .safetensors checkpoint to use instead of the model's: "
-                                                        "a file or hf://ORG/REPO/FILE[@REVISION].")] = None,
-    offline: Annotated[bool, typer.Option("--offline", help="Never use the network (also DEBLUR_OFFLINE=1 or "
-                                                            "HF_HUB_OFFLINE=1).")] = False,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write results under this folder.")] = None,
-    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Also restore photos in sub-folders.")] = False,
-    suffix: Annotated[str, typer.Option(help="Added to each result's name.")] = "_deblur",
-    fmt: Annotated[str, typer.Option("--format", "-f", help=f"Output format: {FORMATS}.")] = "auto",
-    quality: Annotated[int, typer.Option(min=1, max=100, help="JPEG/WebP quality (100: lossless WebP).")] = 95,
-    skip_existing: Annotated[bool, typer.Option("--skip-existing", help="Skip photos whose result exists.")] = False,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace results that exist.")] = False,
-    compare: Annotated[bool, typer.Option("--compare", help="Also write NAME_deblur_compare.EXT: before | after.")] = False,
-    strip_metadata: Annotated[bool, typer.Option("--strip-metadata", help="Do not copy EXIF and ICC to the result.")] = False,
-    device: Annotated[str, typer.Option(envvar="DEBLUR_DEVICE", help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
-    precision: Annotated[str, typer.Option(envvar="DEBLUR_PRECISION",
-                                           help="auto (the model's choice), fp32, fp16 or bf16.")] = "auto",
-    tile: Annotated[Optional[int], typer.Option(envvar="DEBLUR_TILE", min=16,
-                                                help="Tile size in pixels (default: chosen from free memory).")] = None,
-    overlap: Annotated[Optional[int], typer.Option(min=0, help="Overlap between tiles in pixels "
-                                                               "(default: the model's, 32).")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only.")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Print more detail.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")] = False,
+    ctx: typer.Context, paths: Paths, model: Model = None, weights: Weights = None, offline: Offline = False,
+    output: Output = None, recursive: Recursive = False, suffix: Suffix = "_deblur", fmt: Format = "auto",
+    quality: Quality = 95, skip_existing: SkipExisting = False, overwrite: Overwrite = False,
+    compare: Compare = False, strip_metadata: StripMetadata = False, device: Device = "auto",
+    precision: Precision = "auto", tile: Tile = None, overlap: Overlap = None, quiet: Quiet = False,
+    verbose: Verbose = False, as_json: Json = False,
 ) -> None:
+    restore_command(ctx, paths, EngineOptions(model, weights, offline, device, precision, tile, overlap),
+                    output, recursive, suffix, fmt, quality, skip_existing, overwrite, compare, strip_metadata,
+                    quiet, verbose, as_json)
+
+
+def restore_command(ctx, paths, engine: "EngineOptions", output, recursive, suffix, fmt, quality, skip_existing,
+                    overwrite, compare, strip_metadata, quiet, verbose, as_json, adapt=None) -> None:
+    """What `run` and `adapt` share: plan the outputs, restore each photo, report, exit."""
     reporter = Reporter(quiet=quiet, verbose=verbose)
     with exit_on_errors(reporter):
         from deblur.batch import WriteOptions
@@ -65,8 +80,7 @@ def run(
         outputs = OutputOptions(output_dir=output, suffix=suffix, format=fmt, overwrite=overwrite,
                                 skip_existing=skip_existing, compare=compare)
         writes = WriteOptions(format=fmt, quality=quality, overwrite=overwrite, keep_metadata=not strip_metadata)
-        engine = EngineOptions(model, weights, offline, device, precision, tile, overlap)
-        code = _run(ctx, reporter, paths, recursive, outputs, writes, engine, as_json)
+        code = _run(ctx, reporter, paths, recursive, outputs, writes, engine, as_json, adapt)
     raise typer.Exit(code)
 
 
@@ -83,7 +97,7 @@ class EngineOptions:
     overlap: int | None
 
 
-def _run(ctx, reporter: Reporter, paths, recursive, outputs, writes, engine: EngineOptions, as_json) -> int:
+def _run(ctx, reporter: Reporter, paths, recursive, outputs, writes, engine: EngineOptions, as_json, adapt) -> int:
     from deblur.inputs import plan_jobs
 
     plan = plan_jobs(paths, recursive, outputs)
@@ -99,7 +113,7 @@ def _run(ctx, reporter: Reporter, paths, recursive, outputs, writes, engine: Eng
     summary = {"processed": [], "skipped": [{"path": str(p), "reason": r} for p, r in plan.skipped],
                "failed": [{"path": str(p), "error": r} for p, r in plan.failed]}
     if plan.jobs:
-        summary.update(_restore_jobs(reporter, plan.jobs, engine, writes, outputs.output_dir, summary))
+        summary.update(_restore_jobs(reporter, plan.jobs, engine, writes, outputs.output_dir, summary, adapt))
     if as_json:
         reporter.data(summary)
     done, failed = len(summary["processed"]), len(summary["failed"])
@@ -108,7 +122,7 @@ def _run(ctx, reporter: Reporter, paths, recursive, outputs, writes, engine: Eng
     return 1 if failed else 0
 
 
-def _restore_jobs(reporter: Reporter, jobs, engine: EngineOptions, writes, output_dir, summary) -> dict:
+def _restore_jobs(reporter: Reporter, jobs, engine: EngineOptions, writes, output_dir, summary, adapt) -> dict:
     # torch is imported here, not at start-up: `deblur --help` stays instant.
     from deblur import devices
     from deblur.batch import run_batch
@@ -132,12 +146,17 @@ def _restore_jobs(reporter: Reporter, jobs, engine: EngineOptions, writes, outpu
     reporter.info(f"deblur: {loaded.name} on {choice.reason}; tiles of {restorer.initial_tile_size()} px"
                   f"{'' if output_dir is None else f'; writing to {output_dir}'}")
     reporter.detail(f"weights: {loaded.source} ({loaded.verification})")
+    adapter = _adapter(loaded, choice, adapt) if adapt is not None else None
 
     def report(result):
         if result.ok:
             summary["processed"].append(result.as_json())
             rate = result.megapixels / result.seconds if result.seconds else 0.0
             reporter.info(f"{result.source} -> {result.output} ({result.seconds:.1f} s, {rate:.2f} MP/s)")
+            if "adaptation" in result.details:
+                d = result.details["adaptation"]
+                reporter.info(f"  self-reblur loss {d['self_reblur_before']:.5f} -> {d['self_reblur_after']:.5f} "
+                              f"after {d['iters']} iterations ({d['seconds']:.1f} s)")
             for warning in result.warnings:
                 reporter.warning(f"{result.source}: {warning}")
             reporter.detail(f"  tile {result.tile} px, {result.megapixels:.2f} MP")
@@ -148,10 +167,18 @@ def _restore_jobs(reporter: Reporter, jobs, engine: EngineOptions, writes, outpu
     with reporter.progress() as progress:
         files_task = progress.add_task("files", total=len(jobs)) if progress else None
         tiles_task = progress.add_task("tiles", total=None) if progress else None
+        adapt_task = progress.add_task("adapting", total=adapt.iters) if progress and adapter else None
 
         def on_start(job):
             if progress:
                 progress.update(tiles_task, completed=0, total=None, description=f"{job.source.name}")
+                if adapter:
+                    progress.update(adapt_task, completed=0, description="adapting")
+
+        def on_iter(step, total, loss):
+            if progress:
+                progress.update(adapt_task, completed=step, total=total,
+                                description=f"adapting (self-reblur loss {loss:.5f})")
 
         def on_tile(done, total):
             if progress:
@@ -163,7 +190,8 @@ def _restore_jobs(reporter: Reporter, jobs, engine: EngineOptions, writes, outpu
                 progress.advance(files_task)
 
         try:
-            run_batch(jobs, restorer, writes, on_start, on_tile, on_done)
+            around = (lambda pixels: adapter.adapted(pixels, on_iter)) if adapter else None
+            run_batch(jobs, restorer, writes, on_start, on_tile, on_done, around)
         except KeyboardInterrupt:
             if progress:
                 progress.stop()
@@ -173,6 +201,21 @@ def _restore_jobs(reporter: Reporter, jobs, engine: EngineOptions, writes, outpu
     return {"device": str(choice.device), "precision": choice.precision, "overlap": restorer.overlap,
             "model": {"name": loaded.name, "arch": loaded.spec.name, "config": loaded.config,
                       "weights": loaded.source, "verification": loaded.verification}}
+
+
+def _adapter(loaded, choice, options):
+    """Test-time adaptation for `deblur adapt`; it needs the reblurring module trained with the model."""
+    from deblur.errors import ModelError
+    from deblur.manifest import load_manifest
+    from deblur.training.adapt import SelfReblurAdapter
+
+    if loaded.reblur is None:
+        with_module = [name for name, entry in load_manifest().models.items()
+                       if entry.inference.get("reblur_module")]
+        raise ModelError(f"'{loaded.source}' has no reblurring module, which adapt needs: use a checkpoint from "
+                         "`deblur train` with the reblurring loss on (the default)"
+                         + (f", or one of the models {', '.join(with_module)}" if with_module else ""))
+    return SelfReblurAdapter(loaded.network, loaded.reblur, choice.device, loaded.spec.size_multiple, options)
 
 
 def _did_you_mean(ctx: typer.Context, path: Path) -> str:
