@@ -8,7 +8,7 @@ import typer
 from typer.core import TyperGroup
 
 from deblur import __version__
-from deblur.cli import adapt, models, run, train
+from deblur.cli import adapt, models, run, score, train
 
 
 class DefaultRunGroup(TyperGroup):
@@ -47,6 +47,7 @@ def main_options(
 app.command("run", help=run.HELP)(run.run)
 app.add_typer(models.app, name="models")
 app.command("adapt", help=adapt.HELP)(adapt.adapt)
+app.command("score", help=score.HELP)(score.score)
 app.command("train", help=train.TRAIN_HELP)(train.train)
 app.command("finetune", help=train.FINETUNE_HELP)(train.finetune)
 

@@ -206,16 +206,20 @@ def _restore_jobs(reporter: Reporter, jobs, engine: EngineOptions, writes, outpu
 def _adapter(loaded, choice, options):
     """Test-time adaptation for `deblur adapt`; it needs the reblurring module trained with the model."""
     from deblur.errors import ModelError
-    from deblur.manifest import load_manifest
     from deblur.training.adapt import SelfReblurAdapter
 
     if loaded.reblur is None:
-        with_module = [name for name, entry in load_manifest().models.items()
-                       if entry.inference.get("reblur_module")]
-        raise ModelError(f"'{loaded.source}' has no reblurring module, which adapt needs: use a checkpoint from "
-                         "`deblur train` with the reblurring loss on (the default)"
-                         + (f", or one of the models {', '.join(with_module)}" if with_module else ""))
+        raise ModelError(f"'{loaded.source}' has no reblurring module, which adapt needs" + _adapter_models_hint())
     return SelfReblurAdapter(loaded.network, loaded.reblur, choice.device, loaded.spec.size_multiple, options)
+
+
+def _adapter_models_hint() -> str:
+    """Where checkpoints with a reblurring module come from (for adapt and score errors)."""
+    from deblur.manifest import load_manifest
+
+    with_module = [name for name, entry in load_manifest().models.items() if entry.inference.get("reblur_module")]
+    return (": use a checkpoint from `deblur train` with the reblurring loss on (the default)"
+            + (f", or one of the models {', '.join(with_module)}" if with_module else ""))
 
 
 def _did_you_mean(ctx: typer.Context, path: Path) -> str:

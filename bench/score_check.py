@@ -1,0 +1,90 @@
+"""Does the blur score rank photos the way their blur does? Measured on the evaluation sets.
+
+    python bench/score_check.py --weights runs/x/model.safetensors     # or --model NAME
+
+- gopro-avg and levin: the share of (blurry, sharp) pairs where the blurry photo scores higher.
+- kodak24 with synthetic blur of rising strength (Gaussian sigma 0, 0.7, 1.5, 2.5, 4 and camera
+  shake of 9, 17, 25, 35 px, fixed seeds): the share of (weaker, stronger) pairs of the same photo
+  where the stronger blur scores higher.
+Prints a table and writes JSON (default bench/results/score_check.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from deblur.imageio import read_photo
+from deblur.scoring import blur_score
+from deblur.training import kernels
+from deblur.weights import load_model
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def pair_agreement(pairs, reblur) -> dict:
+    wins = [blur_score(read_photo(b).pixels, reblur) > blur_score(read_photo(s).pixels, reblur) for b, s in pairs]
+    return {"pairs": len(wins), "blurry_scores_higher": round(float(np.mean(wins)), 4)}
+
+
+def strength_agreement(folder: Path, reblur) -> dict:
+    """Scores of each photo blurred ever more strongly; the share of correctly ordered pairs."""
+    gaussian = [0, 0.7, 1.5, 2.5, 4.0]
+    motion = [9, 17, 25, 35]
+    coords = torch.arange(kernels.MAX_KERNEL, dtype=torch.float32) - kernels.MAX_KERNEL // 2
+    y, x = torch.meshgrid(coords, coords, indexing="ij")
+    ordered = {"gaussian": [], "motion": []}
+    for path in sorted(folder.glob("*.png")):
+        image = torch.from_numpy(read_photo(path).pixels).permute(2, 0, 1)[None]
+        series = {"gaussian": [], "motion": []}
+        for sigma in gaussian:
+            if sigma == 0:
+                k = torch.zeros(1, kernels.MAX_KERNEL, kernels.MAX_KERNEL)
+                k[0, kernels.MAX_KERNEL // 2, kernels.MAX_KERNEL // 2] = 1
+            else:
+                k = torch.exp(-(x**2 + y**2) / (2 * sigma**2))[None]
+                k = k / k.sum()
+            series["gaussian"].append(k)
+        for length in motion:
+            settings = kernels.BlurSettings(min_length=length, max_length=length)
+            series["motion"].append(kernels.motion_kernels(1, torch.Generator().manual_seed(7), settings=settings))
+        for kind, ks in series.items():
+            scores = [blur_score(kernels.blur_valid(image, k)[0].permute(1, 2, 0).numpy(), reblur) for k in ks]
+            ordered[kind] += [scores[a] < scores[b] for a in range(len(scores)) for b in range(a + 1, len(scores))]
+    return {kind: {"pairs": len(v), "stronger_scores_higher": round(float(np.mean(v)), 4)} for kind, v in ordered.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--weights", default=None)
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--json", type=Path, default=Path(__file__).with_name("results") / "score_check.json")
+    args = parser.parse_args()
+    torch.set_grad_enabled(False)
+    loaded = load_model(args.model, args.weights)
+    reblur = loaded.reblur
+    if reblur is None:
+        raise SystemExit(f"{loaded.source} has no reblurring module")
+    gopro = [(args.data / "gopro-avg" / "blur" / p.name, p) for p in sorted((args.data / "gopro-avg" / "sharp").glob("*.png"))]
+    levin = [(p, args.data / "levin" / "gt" / f"{p.name.split('_')[0]}.png")
+             for p in sorted((args.data / "levin").glob("im*_kernel*_img.png"))]
+    results = {"model": loaded.source, "gopro-avg": pair_agreement(gopro, reblur),
+               "levin": pair_agreement(levin, reblur),
+               "kodak24-synthetic": strength_agreement(args.data / "val-sharp" / "kodak24", reblur)}
+    print(f"{'set':<28}{'pairs':>7}{'agreement':>11}")
+    print(f"{'gopro-avg blurry > sharp':<28}{results['gopro-avg']['pairs']:>7}{results['gopro-avg']['blurry_scores_higher']:>11.1%}")
+    print(f"{'levin blurry > sharp':<28}{results['levin']['pairs']:>7}{results['levin']['blurry_scores_higher']:>11.1%}")
+    for kind, r in results["kodak24-synthetic"].items():
+        print(f"{'kodak24 stronger ' + kind:<28}{r['pairs']:>7}{r['stronger_scores_higher']:>11.1%}")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=2))
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
