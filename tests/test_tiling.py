@@ -73,7 +73,7 @@ def test_grayscale_runs_as_replicated_rgb(random_network):
 def test_out_of_memory_halves_the_tile_and_retries():
     seen = []
 
-    def predict(x):
+    def predict(x, origin=(0, 0)):
         seen.append(x.shape[-1])
         if max(x.shape[-2:]) > 64:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")
@@ -91,7 +91,7 @@ def test_out_of_memory_halves_the_tile_and_retries():
 
 
 def test_out_of_memory_at_the_smallest_tile_is_a_clear_error():
-    def predict(x):
+    def predict(x, origin=(0, 0)):
         raise torch.OutOfMemoryError("out of memory")
 
     from deblur.errors import DeblurError
@@ -101,7 +101,7 @@ def test_out_of_memory_at_the_smallest_tile_is_a_clear_error():
 
 
 def test_non_finite_low_precision_tile_is_recomputed_in_fp32():
-    def predict(x):
+    def predict(x, origin=(0, 0)):
         if torch.is_autocast_enabled("cpu"):
             return x * float("nan")
         return x

@@ -165,3 +165,19 @@ def test_finetune_keeps_the_trained_reblurring_module(data, tmp_path):
     assert "no reblurring module" not in result.stderr
     started = load_model(weights=first / "model.safetensors").reblur_config
     assert json.loads((tmp_path / "again" / "config.json").read_text())["train"]["reblur_config"] == started
+
+
+def test_dvsr_trains_in_the_same_loop_and_samples_from_its_checkpoint(data, tmp_path):
+    run = tmp_path / "dvsr"
+    result = deblur("train", data / "pairs", "--sharp", data / "sharp", "--val", data / "sharp", "-o", run,
+                    "--model", "dvsr", "--config", "predictor_width=8", "--config", "denoiser_width=8",
+                    "--crop", "32", "-b", "2", "--warmup", "1", "--log-every", "1", "--steps", "2", "--val-every", "2")
+    assert result.exit_code == 0, result.stderr
+    records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert "noise_l1" in records[0] and "l1" not in records[0] and "reblur" not in records[0]
+    assert "val_psnr_diffusion" in records[-1]
+    restored = deblur(data / "sharp" / "s1.jpg", "-o", tmp_path / "out", "--weights", run / "model.safetensors",
+                      "--steps", "2", "--samples", "2", "--json")
+    assert restored.exit_code == 0, restored.stderr
+    assert json.loads(restored.stdout)["sampler"] == {"name": "diffusion", "steps": 2, "samples": 2, "seed": 0,
+                                                      "schedule_end": None}

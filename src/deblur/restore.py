@@ -92,32 +92,35 @@ class Restorer:
         total = tiling.count_tiles(height, width, tile, overlap, self.multiple)
         blender = tiling.Blender(height, width, channels)
         for done, (t, weight) in enumerate(tiling.plan_tiles(height, width, tile, overlap, self.multiple), 1):
-            result = self.run_tile(pixels[t.y0:t.y1, t.x0:t.x1], warnings)
+            result = self.run_tile(pixels[t.y0:t.y1, t.x0:t.x1], warnings, origin=(t.y0, t.x0))
             blender.add(t, result, weight)
             if on_tile:
                 on_tile(done, total)
         return blender.result(), total
 
-    def run_tile(self, tile: np.ndarray, warnings: list[str]) -> np.ndarray:
-        """One tile through the sampler: pad to the size multiple, predict, crop back."""
+    def run_tile(self, tile: np.ndarray, warnings: list[str], origin: tuple[int, int] = (0, 0)) -> np.ndarray:
+        """One tile through the sampler: pad to the size multiple, predict, crop back.
+
+        `origin` is the tile's top-left pixel in the photo: a stochastic sampler draws its noise
+        there, so overlapping tiles agree."""
         x = torch.from_numpy(np.ascontiguousarray(tile)).permute(2, 0, 1)[None]
         x = x.to(self.choice.device)
         height, width = x.shape[2:]
         x = pad_to_multiple(x, self.multiple)
         if devices.uses_channels_last(x.device):
             x = x.contiguous(memory_format=torch.channels_last)
-        y = self._predict(x, self.choice.precision)
+        y = self._predict(x, self.choice.precision, origin)
         if not torch.isfinite(y).all() and self.choice.precision != "fp32":
             warnings.append(f"{self.choice.precision} gave non-finite values in a tile; recomputed it in fp32")
-            y = self._predict(x, "fp32")
+            y = self._predict(x, "fp32", origin)
         return y[0, :, :height, :width].permute(1, 2, 0).float().cpu().numpy()
 
-    def _predict(self, x: torch.Tensor, precision: str) -> torch.Tensor:
+    def _predict(self, x: torch.Tensor, precision: str, origin: tuple[int, int]) -> torch.Tensor:
         autocast = contextlib.nullcontext()
         if precision != "fp32":
             autocast = torch.autocast(x.device.type, dtype=devices.DTYPES[precision])
         with torch.inference_mode(), autocast:
-            return self.predict(x).float()
+            return self.predict(x, origin).float()
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:

@@ -92,7 +92,8 @@ def load_model(name: str | None = None, weights: str | Path | None = None, manif
         first = str(exc).strip().splitlines()[-1].strip()
         raise ModelError(f"'{path}' does not fit {arch} {json.dumps(config)}: {first}") from None
     network.eval().requires_grad_(False)
-    return LoadedModel(name=entry.name, spec=spec, config={**spec.default_config, **config},
+    # a checkpoint of another architecture (--weights) is named by its architecture, not the entry
+    return LoadedModel(name=entry.name if arch == entry.arch else arch, spec=spec, config={**spec.default_config, **config},
                        network=network, source=str(path), verification=resolved.verification,
                        inference=entry.inference, reblur=_reblur_module(reblur_state, reblur_config, path),
                        reblur_config=reblur_config)

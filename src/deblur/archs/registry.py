@@ -22,9 +22,12 @@ class ArchSpec:
     # used only to pick a starting tile size (OOM back-off corrects a bad guess).
     bytes_per_pixel_per_width: float = 0.0
     config_keys: tuple = field(default=())
+    width_key: str = "width"  # the config entry that memory grows with
+    objective: str = "direct"  # how it trains: "direct" (L1 to sharp) or "diffusion" (DvSR)
+    default_sampler: str = "direct"
 
     def bytes_per_pixel(self, config: dict) -> float:
-        return self.bytes_per_pixel_per_width * config.get("width", 1)
+        return self.bytes_per_pixel_per_width * {**self.default_config, **config}.get(self.width_key, 1)
 
 
 def _build_xydeblur(**config):
@@ -39,6 +42,12 @@ def _build_reblur(**config):
     return Reblur(**config)
 
 
+def _build_dvsr(**config):
+    from deblur.archs.dvsr import DvSR
+
+    return DvSR(**config)
+
+
 # The reblurring module travels inside a deblurring checkpoint (tensors prefixed "reblur.").
 REBLUR = ArchSpec(name="reblur", build=_build_reblur, default_config={"width": 32, "blocks": 1, "kernel": 5},
                   config_keys=("width", "blocks", "kernel"))
@@ -51,6 +60,18 @@ ARCHS = {
         size_multiple=4,
         bytes_per_pixel_per_width=96.0,  # measured 74-88 (peak RSS, fp32)
         config_keys=("width", "blocks"),
+    ),
+    "dvsr": ArchSpec(
+        name="dvsr",
+        build=_build_dvsr,
+        default_config={"predictor_width": 32, "denoiser_width": 16, "blocks": 1, "dropout": 0.0},
+        size_multiple=8,
+        supports_fp16=False,  # the noise schedule's small betas underflow in fp16
+        bytes_per_pixel_per_width=96.0,  # a guess from XYDeblur's; the OOM back-off corrects it
+        config_keys=("predictor_width", "denoiser_width", "blocks", "dropout"),
+        width_key="predictor_width",
+        objective="diffusion",
+        default_sampler="diffusion",
     ),
 }
 

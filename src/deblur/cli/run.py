@@ -48,6 +48,15 @@ Tile = Annotated[Optional[int], typer.Option(envvar="DEBLUR_TILE", min=16,
                                              help="Tile size in pixels (default: chosen from free memory).")]
 Overlap = Annotated[Optional[int], typer.Option(min=0, help="Overlap between tiles in pixels "
                                                             "(default: the model's, 32).")]
+Sampler = Annotated[Optional[str], typer.Option(help="direct (one pass) or diffusion (DvSR's refinement); "
+                                                    "default: the model's.")]
+Steps = Annotated[Optional[int], typer.Option(min=0, help="Diffusion steps (0: the predictor alone; default: the "
+                                                          "model's, fewer on the CPU).")]
+Samples = Annotated[int, typer.Option(min=1, help="Diffusion samples averaged per photo (more: higher PSNR, "
+                                                  "smoother).")]
+Seed = Annotated[int, typer.Option(help="Diffusion noise seed: the same seed, the same result.")]
+ScheduleEnd = Annotated[Optional[float], typer.Option("--schedule-end", help="Diffusion: the last step's beta "
+                                                      "(default: reach the training noise level).")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only.")]
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Print more detail.")]
 Json = Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")]
@@ -58,10 +67,13 @@ def run(
     output: Output = None, recursive: Recursive = False, suffix: Suffix = "_deblur", fmt: Format = "auto",
     quality: Quality = 95, skip_existing: SkipExisting = False, overwrite: Overwrite = False,
     compare: Compare = False, strip_metadata: StripMetadata = False, device: Device = "auto",
-    precision: Precision = "auto", tile: Tile = None, overlap: Overlap = None, quiet: Quiet = False,
-    verbose: Verbose = False, as_json: Json = False,
+    precision: Precision = "auto", tile: Tile = None, overlap: Overlap = None, sampler: Sampler = None,
+    steps: Steps = None, samples: Samples = 1, seed: Seed = 0, schedule_end: ScheduleEnd = None,
+    quiet: Quiet = False, verbose: Verbose = False, as_json: Json = False,
 ) -> None:
-    restore_command(ctx, paths, EngineOptions(model, weights, offline, device, precision, tile, overlap),
+    engine = EngineOptions(model, weights, offline, device, precision, tile, overlap,
+                           SamplerOptions(sampler, steps, samples, seed, schedule_end))
+    restore_command(ctx, paths, engine,
                     output, recursive, suffix, fmt, quality, skip_existing, overwrite, compare, strip_metadata,
                     quiet, verbose, as_json)
 
@@ -95,6 +107,16 @@ class EngineOptions:
     precision: str
     tile: int | None
     overlap: int | None
+    sampling: "SamplerOptions" = None
+
+
+@dataclass(frozen=True)
+class SamplerOptions:
+    name: str | None = None  # None: the model's default sampler
+    steps: int | None = None
+    samples: int = 1
+    seed: int = 0
+    schedule_end: float | None = None
 
 
 def _run(ctx, reporter: Reporter, paths, recursive, outputs, writes, engine: EngineOptions, as_json, adapt) -> int:
@@ -127,7 +149,6 @@ def _restore_jobs(reporter: Reporter, jobs, engine: EngineOptions, writes, outpu
     from deblur import devices
     from deblur.batch import run_batch
     from deblur.restore import DEFAULT_OVERLAP, Restorer
-    from deblur.samplers import direct
     from deblur.store import UNVERIFIED
     from deblur.weights import load_model
 
@@ -141,10 +162,19 @@ def _restore_jobs(reporter: Reporter, jobs, engine: EngineOptions, writes, outpu
                             loaded.spec.supports_bf16)
     overlap = loaded.overlap_for(engine.overlap, DEFAULT_OVERLAP)
     devices.prepare_network(loaded.network, choice.device)
-    restorer = Restorer(direct(loaded.network), choice, loaded.spec.size_multiple, loaded.bytes_per_pixel,
+    steps_task = {}  # filled once the progress display exists
+
+    def on_step(done, total):
+        if steps_task.get("progress"):
+            steps_task["progress"].update(steps_task["id"], completed=done, total=total)
+
+    predict, sampling = _sampler(loaded, choice, engine.sampling or SamplerOptions(), on_step)
+    restorer = Restorer(predict, choice, loaded.spec.size_multiple, loaded.bytes_per_pixel,
                         tile=engine.tile, overlap=overlap)
     reporter.info(f"deblur: {loaded.name} on {choice.reason}; tiles of {restorer.initial_tile_size()} px"
                   f"{'' if output_dir is None else f'; writing to {output_dir}'}")
+    if sampling.get("steps"):
+        _announce_estimate(reporter, restorer, jobs, sampling)
     reporter.detail(f"weights: {loaded.source} ({loaded.verification})")
     adapter = _adapter(loaded, choice, adapt) if adapt is not None else None
 
@@ -168,6 +198,8 @@ def _restore_jobs(reporter: Reporter, jobs, engine: EngineOptions, writes, outpu
         files_task = progress.add_task("files", total=len(jobs)) if progress else None
         tiles_task = progress.add_task("tiles", total=None) if progress else None
         adapt_task = progress.add_task("adapting", total=adapt.iters) if progress and adapter else None
+        if progress and sampling.get("steps"):
+            steps_task.update(progress=progress, id=progress.add_task("diffusion steps", total=sampling["steps"]))
 
         def on_start(job):
             if progress:
@@ -199,6 +231,7 @@ def _restore_jobs(reporter: Reporter, jobs, engine: EngineOptions, writes, outpu
                            "the photo in progress was discarded, no partial file was left")
             raise typer.Exit(130) from None
     return {"device": str(choice.device), "precision": choice.precision, "overlap": restorer.overlap,
+            "sampler": sampling,
             "model": {"name": loaded.name, "arch": loaded.spec.name, "config": loaded.config,
                       "weights": loaded.source, "verification": loaded.verification}}
 
@@ -211,6 +244,53 @@ def _adapter(loaded, choice, options):
     if loaded.reblur is None:
         raise ModelError(f"'{loaded.source}' has no reblurring module, which adapt needs" + _adapter_models_hint())
     return SelfReblurAdapter(loaded.network, loaded.reblur, choice.device, loaded.spec.size_multiple, options)
+
+
+def _sampler(loaded, choice, options: SamplerOptions, on_step):
+    """The sampler callable and a record of its settings; diffusion defaults come from the manifest."""
+    from deblur.samplers import diffusion, direct
+
+    name = options.name or loaded.spec.default_sampler
+    if name not in ("direct", "diffusion"):
+        raise UsageError(f"unknown sampler '{name}'; use direct or diffusion")
+    if name == "direct":
+        if options.steps:
+            raise UsageError("--steps needs --sampler diffusion (and a diffusion model such as dvsr)")
+        return direct(loaded.network), {"name": "direct"}
+    if loaded.spec.objective != "diffusion":
+        raise UsageError(f"{loaded.spec.name} is not a diffusion model; --sampler diffusion needs dvsr")
+    on_cpu = choice.device.type == "cpu"
+    steps = options.steps
+    if steps is None:
+        steps = loaded.inference.get("steps_cpu" if on_cpu else "steps_gpu", 10 if on_cpu else 100)
+    record = {"name": "diffusion", "steps": steps, "samples": options.samples, "seed": options.seed,
+              "schedule_end": options.schedule_end}
+    return diffusion(loaded.network, steps, options.samples, options.seed, options.schedule_end,
+                     on_step=on_step), record
+
+
+def _announce_estimate(reporter: Reporter, restorer, jobs, sampling: dict) -> None:
+    """Time one small tile and scale it to the photos' size, so a long diffusion run is no surprise."""
+    import time
+
+    import numpy as np
+    from PIL import Image
+
+    probe = 64
+    start = time.perf_counter()
+    restorer.run_tile(np.zeros((probe, probe, 3), np.float32), [])
+    per_pixel = (time.perf_counter() - start) / probe**2
+    pixels = 0
+    for job in jobs:
+        try:
+            with Image.open(job.source) as image:
+                pixels += image.width * image.height
+        except OSError:
+            pass
+    seconds = per_pixel * pixels
+    duration = f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+    reporter.info(f"diffusion: {sampling['steps']} steps x {sampling['samples']} sample(s); about {duration} "
+                  f"for {pixels / 1e6:.1f} MP (timed on a {probe} px tile)")
 
 
 def _adapter_models_hint() -> str:

@@ -32,7 +32,8 @@ Sharp = Annotated[Optional[List[Path]], typer.Option("--sharp", help="A folder o
 Val = Annotated[Optional[Path], typer.Option("--val", help="Validation folder (pairs or sharp photos); default: "
                                                            "a few training examples held out.")]
 Config = Annotated[Optional[List[str]], typer.Option("--config", help="Network setting KEY=VALUE, e.g. width=16 "
-                                                                      "(repeatable).")]
+                                                                      "(repeatable; unset ones: the architecture's "
+                                                                      "defaults).")]
 Output = Annotated[Optional[Path], typer.Option("--output", "-o", help="Run folder (default: runs/ARCH-TIME).")]
 BatchSize = Annotated[int, typer.Option("--batch-size", "-b", help="Crops per step (per process).")]
 Crop = Annotated[int, typer.Option(help="Training crop size in pixels.")]
@@ -42,9 +43,11 @@ Warmup = Annotated[int, typer.Option(help="Warm-up steps.")]
 StepEvery = Annotated[int, typer.Option("--step-every", help="With --schedule step: halve the rate every N steps.")]
 Clip = Annotated[float, typer.Option(help="Gradient norm clip (0: off).")]
 Ema = Annotated[float, typer.Option(help="EMA decay of the weights that are saved (0: off).")]
-FftWeight = Annotated[float, typer.Option("--fft-weight", help="Weight of the FFT loss (0: off).")]
-ReblurWeight = Annotated[float, typer.Option("--reblur-weight", help="Weight of the supervised reblurring loss "
-                                                                     "(0: no reblurring module).")]
+FftWeight = Annotated[float, typer.Option("--fft-weight", help="Weight of the FFT loss (0: off; not for dvsr).")]
+ReblurWeight = Annotated[Optional[float], typer.Option("--reblur-weight", help="Weight of the supervised reblurring "
+                                                       "loss (0: no reblurring module; default 1, for dvsr 0).")]
+PredictorWeight = Annotated[float, typer.Option("--predictor-weight", help="dvsr only: weight of an L1 loss on the "
+                                                "predictor's output (our addition, not the paper's; 0: off).")]
 Seed = Annotated[int, typer.Option(help="Random seed (data, blur and initial weights).")]
 ValEvery = Annotated[int, typer.Option("--val-every", help="Validate and save every N steps.")]
 LogEvery = Annotated[int, typer.Option("--log-every", help="Log every N steps.")]
@@ -56,7 +59,7 @@ Json = Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdo
 
 def train(
     pairs: Pairs = None, sharp: Sharp = None, val: Val = None,
-    model: Annotated[str, typer.Option("--model", "-m", help="Architecture to train.")] = "xydeblur",
+    model: Annotated[str, typer.Option("--model", "-m", help="Architecture to train: xydeblur or dvsr.")] = "xydeblur",
     config: Config = None,
     steps: Annotated[Optional[int], typer.Option(help="Training steps (default 20000; with --resume: the "
                                                       "run's own).")] = None,
@@ -64,7 +67,8 @@ def train(
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 2e-4,
     optimizer: Optimizer = "adamw", schedule: Schedule = "cosine", warmup: Warmup = 500,
     step_every: StepEvery = 5000, clip: Clip = 1.0,
-    ema: Ema = 0.999, fft_weight: FftWeight = 0.1, reblur_weight: ReblurWeight = 1.0, seed: Seed = 0,
+    ema: Ema = 0.999, fft_weight: FftWeight = 0.1, reblur_weight: ReblurWeight = None,
+    predictor_weight: PredictorWeight = 0.0, seed: Seed = 0,
     val_every: ValEvery = 500, log_every: LogEvery = 20, device: Device = "auto", amp: Amp = True,
     output: Output = None,
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue the run in this folder "
@@ -78,8 +82,8 @@ def train(
         settings = TrainConfig(
             arch=model, config=_parse_config(config), steps=steps or 20000, batch_size=batch_size, crop=crop,
             lr=lr, optimizer=optimizer, schedule=schedule, warmup=warmup, step_every=step_every, clip=clip, ema=ema,
-            fft_weight=fft_weight, reblur_weight=reblur_weight, seed=seed, val_every=val_every,
-            log_every=log_every, amp=amp)
+            fft_weight=fft_weight, reblur_weight=reblur_weight, predictor_weight=predictor_weight, seed=seed,
+            val_every=val_every, log_every=log_every, amp=amp)
         if resume is not None and (pairs or sharp or val or output):
             raise UsageError("--resume continues a run with its own data and folder; give only --resume RUN_DIR "
                              "(and --steps to extend it)")
@@ -98,8 +102,8 @@ def finetune(
     lr: Annotated[float, typer.Option(help="Peak learning rate (lower than training from scratch).")] = 2e-5,
     optimizer: Optimizer = "adamw", schedule: Schedule = "cosine", warmup: Warmup = 100,
     step_every: StepEvery = 500, clip: Clip = 1.0,
-    ema: Ema = 0.999, fft_weight: FftWeight = 0.1, reblur_weight: ReblurWeight = 1.0, seed: Seed = 0,
-    val_every: ValEvery = 250, log_every: LogEvery = 20, device: Device = "auto", amp: Amp = True,
+    ema: Ema = 0.999, fft_weight: FftWeight = 0.1, reblur_weight: ReblurWeight = None,
+    predictor_weight: PredictorWeight = 0.0, seed: Seed = 0, val_every: ValEvery = 250, log_every: LogEvery = 20, device: Device = "auto", amp: Amp = True,
     output: Output = None, offline: Annotated[bool, typer.Option("--offline", help="Never use the network.")] = False,
     quiet: Quiet = False, as_json: Json = False,
 ) -> None:
@@ -115,11 +119,11 @@ def finetune(
         settings = TrainConfig(
             arch=loaded.spec.name, config=dict(loaded.config), steps=steps, batch_size=batch_size, crop=crop,
             lr=lr, optimizer=optimizer, schedule=schedule, warmup=warmup, step_every=step_every, clip=clip, ema=ema,
-            fft_weight=fft_weight, reblur_weight=reblur_weight, seed=seed, val_every=val_every,
-            log_every=log_every, amp=amp)
+            fft_weight=fft_weight, reblur_weight=reblur_weight, predictor_weight=predictor_weight, seed=seed,
+            val_every=val_every, log_every=log_every, amp=amp)
         if loaded.reblur is not None:
             settings.reblur_config = {**settings.reblur_config, **loaded.reblur_config}
-        elif reblur_weight > 0:
+        elif reblur_weight or (reblur_weight is None and loaded.spec.objective == "direct"):
             reporter.warning(f"{loaded.source} has no reblurring module; a new one is trained from scratch")
         _train(reporter, settings, _sources(pairs, sharp, val), output, device, False, None, init, as_json)
 

@@ -7,7 +7,7 @@ from rich.table import Table
 
 from deblur.cli.console import Reporter
 
-LOSS_TERMS = ("loss", "l1", "fft", "reblur", "reblur_blur", "reblur_sharp")
+LOSS_TERMS = ("loss", "l1", "fft", "noise_l1", "predictor_l1", "reblur", "reblur_blur", "reblur_sharp")
 
 
 def _duration(seconds) -> str:
@@ -66,8 +66,11 @@ class TrainingView:
 
     def _validation_text(self) -> str:
         v = self.validation
-        return (f"step {v['step']}: PSNR {v['val_psnr']:.2f} dB (blurry {v['blurry_psnr']:.2f}), "
+        text = (f"step {v['step']}: PSNR {v['val_psnr']:.2f} dB (blurry {v['blurry_psnr']:.2f}), "
                 f"SSIM {v['val_ssim']:.3f} (blurry {v['blurry_ssim']:.3f})")
+        if "val_psnr_diffusion" in v:
+            text += f"; with diffusion PSNR {v['val_psnr_diffusion']:.2f} dB"
+        return text
 
     def _panel(self) -> Table:
         table = Table.grid(padding=(0, 2))

@@ -29,7 +29,7 @@ from deblur.training.run_dir import RunDir
 @dataclass
 class TrainConfig:
     arch: str = "xydeblur"
-    config: dict = field(default_factory=lambda: {"width": 16, "blocks": 2})
+    config: dict = field(default_factory=dict)  # the network's settings; missing ones: the arch's defaults
     steps: int = 20000
     batch_size: int = 8  # per process
     crop: int = 128
@@ -43,7 +43,9 @@ class TrainConfig:
     clip: float = 1.0  # gradient norm; 0 turns clipping off
     ema: float = 0.999  # 0 turns the EMA off
     fft_weight: float = 0.1
-    reblur_weight: float = 1.0  # lambda; 0 turns the reblurring module and its losses off
+    reblur_weight: float | None = None  # lambda; 0: no reblurring module; None: 1 (direct) or 0 (diffusion)
+    predictor_weight: float = 0.0  # DvSR only, our addition: lambda_g * |g(y) - x0|; the paper has none
+    val_diffusion_steps: int = 10  # DvSR only: also validate sampling with this many steps (0: predictor only)
     reblur_config: dict = field(default_factory=lambda: dict(REBLUR.default_config))
     reblur_lr: float = 1e-4
     amp: bool = True  # mixed precision where it helps (CUDA); ignored on the CPU
@@ -54,6 +56,8 @@ class TrainConfig:
     log_every: int = 20
 
     def check(self) -> None:
+        if self.reblur_weight is None:
+            self.reblur_weight = 1.0 if get_arch(self.arch).objective == "direct" else 0.0
         if self.optimizer not in ("adam", "adamw"):
             raise UsageError(f"unknown optimizer '{self.optimizer}'; use adam or adamw")
         if self.schedule not in ("cosine", "step"):
@@ -114,6 +118,7 @@ class Trainer:
             self.opt_reblur = self._optimizer(self.reblur.parameters(), config.reblur_lr)
 
         self.ema = copy.deepcopy(self.network).requires_grad_(False) if config.ema > 0 else None
+        self.diffusion = self.spec.objective == "diffusion"
         self.autocast_dtype = self._autocast_dtype()
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast_dtype == torch.float16)
         self.step = 0
@@ -180,7 +185,11 @@ class Trainer:
             group["lr"] = config.lr * lr_factor(config, self.step)
         terms = {}
         with self._autocast():
-            deblurred = self.model(blurry)
+            if self.diffusion:
+                levels, noise = self._noise_for(blurry)
+                deblurred, predicted_noise = self.model(blurry, sharp, levels, noise)
+            else:
+                deblurred = self.model(blurry)
 
         if self.reblur is not None:
             for group in self.opt_reblur.param_groups:
@@ -193,9 +202,17 @@ class Trainer:
             terms.update(reblur_blur=blur_term.item(), reblur_sharp=sharp_term.item())
 
         with self._autocast():
-            loss = l1(deblurred.float(), sharp)
-            terms["l1"] = loss.item()
-            if config.fft_weight > 0:
+            if self.diffusion:  # L1 on the predicted noise (Eq. 6); g learns through the residual
+                loss = l1(predicted_noise.float(), noise)
+                terms["noise_l1"] = loss.item()
+                if config.predictor_weight > 0:
+                    predictor = l1(deblurred.float(), sharp)
+                    loss = loss + config.predictor_weight * predictor
+                    terms["predictor_l1"] = predictor.item()
+            else:
+                loss = l1(deblurred.float(), sharp)
+                terms["l1"] = loss.item()
+            if config.fft_weight > 0 and not self.diffusion:
                 fft = fft_loss(deblurred, sharp)
                 loss = loss + config.fft_weight * fft
                 terms["fft"] = fft.item()
@@ -218,6 +235,16 @@ class Trainer:
         terms["loss"] = loss.item()
         terms["lr"] = self.opt.param_groups[0]["lr"]
         return terms
+
+    def _noise_for(self, blurry: torch.Tensor):
+        """Continuous noise levels and noise for this step, drawn from (seed, step, rank) like the data."""
+        from deblur.diffusion import sample_training_levels
+        from deblur.training.data import step_generator
+
+        generator = step_generator(self.config.seed + 1, self.step, self.dist.rank)
+        levels = sample_training_levels(blurry.shape[0], generator, blurry.device)
+        noise = torch.randn(blurry.shape, generator=generator).to(blurry.device)
+        return levels, noise
 
     @torch.no_grad()
     def _update_ema(self) -> None:
@@ -244,7 +271,6 @@ class Trainer:
             padded = pad_to_multiple(blurry, self.spec.size_multiple)
             with self._autocast():
                 outputs.append(network(padded)[..., :h, :w].float().cpu())
-        network.train()
         output = torch.cat(outputs)
         record = {
             "kind": "val", "step": self.step,
@@ -252,8 +278,24 @@ class Trainer:
             "blurry_psnr": psnr(blurry_all, sharp_all).mean().item(),
             "blurry_ssim": ssim(blurry_all, sharp_all).mean().item(),
         }
+        if self.diffusion and self.config.val_diffusion_steps:
+            sampled = self._sample_validation(network, blurry_all)
+            record["val_psnr_diffusion"] = psnr(sampled, sharp_all).mean().item()
+            record["val_ssim_diffusion"] = ssim(sampled, sharp_all).mean().item()
+        network.train()
         record["preview"] = str(self.run_dir.write_preview(self.step, blurry_all[0], output[0], sharp_all[0]))
         return record
+
+    def _sample_validation(self, network, blurry_all: torch.Tensor) -> torch.Tensor:
+        from deblur.samplers import diffusion
+
+        sampler = diffusion(network, self.config.val_diffusion_steps, seed=0)
+        outputs = []
+        for index in range(blurry_all.shape[0]):
+            blurry = blurry_all[index:index + 1].to(self.device)
+            h, w = blurry.shape[-2:]
+            outputs.append(sampler(pad_to_multiple(blurry, self.spec.size_multiple))[..., :h, :w].float().cpu())
+        return torch.cat(outputs)
 
     def run(self, on_event=lambda event: None) -> dict:
         """Train until config.steps; Ctrl-C saves and raises TrainingInterrupted."""

@@ -1,0 +1,170 @@
+"""Restoration quality, side by side with the blurry input, on the evaluation sets, in one run.
+
+    python bench/quality.py                                    # the manifest's models with checkpoints
+    python bench/quality.py --weights mine=runs/x/model.safetensors --adapt --adapt-iters 5
+    python bench/quality.py --limit 4 --sets kodak24 gopro     # a quick look
+
+Sets (from ../shared/data, evaluation only; never trained on):
+- kodak24: val-sharp/kodak24 blurred here with fixed seeded kernels (camera shake, Gaussian,
+  defocus; 7-35 px) and sensor noise, no JPEG; the 466 px valid centre of each 500 px photo;
+- gopro: gopro-avg, real motion blur from averaged GoPro frames, 1280x720;
+- levin: Levin et al.'s real camera shake, grayscale (run as gray replicated to RGB, scored gray).
+Metrics: PSNR and SSIM (deblur.metrics: [0, 1], clipped) per image, averaged per set, and seconds
+per megapixel on this machine. Prints a table and writes JSON (default bench/results/quality.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from deblur.devices import choose, prepare_network
+from deblur.imageio import read_photo
+from deblur.metrics import psnr, ssim
+from deblur.restore import Restorer
+from deblur.samplers import direct
+from deblur.training import kernels
+from deblur.weights import load_model
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+KODAK_SEED = 2024
+
+
+def kodak24(data: Path, limit: int | None):
+    """(name, blurry, sharp) with fixed seeded synthetic blur and noise."""
+    settings = kernels.BlurSettings(jpeg_share=0.0)
+    for index, path in enumerate(sorted((data / "val-sharp" / "kodak24").glob("*.png"))[:limit]):
+        sharp = torch.from_numpy(read_photo(path).pixels).permute(2, 0, 1)[None]
+        blurry, target = kernels.synthesize(sharp, torch.Generator().manual_seed(KODAK_SEED + index), settings)
+        yield path.name, _hwc(blurry), _hwc(target)
+
+
+def gopro(data: Path, limit: int | None):
+    for path in sorted((data / "gopro-avg" / "sharp").glob("*.png"))[:limit]:
+        yield path.name, read_photo(data / "gopro-avg" / "blur" / path.name).pixels, read_photo(path).pixels
+
+
+def levin(data: Path, limit: int | None):
+    for path in sorted((data / "levin").glob("im*_kernel*_img.png"))[:limit]:
+        sharp = read_photo(data / "levin" / "gt" / f"{path.name.split('_')[0]}.png").pixels
+        yield path.name, read_photo(path).pixels, sharp
+
+
+SETS = {"kodak24": kodak24, "gopro": gopro, "levin": levin}
+
+
+def _hwc(tensor: torch.Tensor) -> np.ndarray:
+    return tensor[0].permute(1, 2, 0).numpy().astype(np.float32)
+
+
+def _chw(pixels: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)[None].float()
+
+
+class Method:
+    """A way to restore a photo: a label and pixels -> pixels."""
+
+    def __init__(self, label: str, restore):
+        self.label, self.restore = label, restore
+
+
+def direct_method(label: str, loaded, device: str) -> Method:
+    choice = choose(device, loaded.precision_for("auto"))
+    network = prepare_network(loaded.network, choice.device)
+    restorer = Restorer(direct(network), choice, loaded.spec.size_multiple, loaded.bytes_per_pixel)
+    return Method(label, lambda pixels: restorer.restore(pixels)[0])
+
+
+def adapt_method(label: str, loaded, device: str, iters: int, log: dict) -> Method:
+    from deblur.training.adapt import AdaptOptions, SelfReblurAdapter
+
+    choice = choose(device, loaded.precision_for("auto"))
+    network = prepare_network(loaded.network, choice.device)
+    restorer = Restorer(direct(network), choice, loaded.spec.size_multiple, loaded.bytes_per_pixel)
+    adapter = SelfReblurAdapter(network, loaded.reblur, choice.device, loaded.spec.size_multiple,
+                                AdaptOptions(iters=iters, crop_size=128 if choice.device.type == "cpu" else 256))
+
+    def restore(pixels):
+        with adapter.adapted(pixels) as report:
+            out = restorer.restore(pixels)[0]
+        log.setdefault(label, []).append(report.as_json()["adaptation"])
+        return out
+
+    return Method(label, restore)
+
+
+def measure(methods: list[Method], sets: list[str], data: Path, limit: int | None) -> list[dict]:
+    rows = []
+    for set_name in sets:
+        images = list(SETS[set_name](data, limit))
+        for method in methods:
+            scores, seconds, pixels_done = [], 0.0, 0
+            for _, blurry, sharp in images:
+                start = time.perf_counter()
+                output = method.restore(blurry)
+                seconds += time.perf_counter() - start
+                pixels_done += blurry.shape[0] * blurry.shape[1]
+                out, ref = _chw(np.clip(output, 0, 1)), _chw(sharp)
+                if ref.shape[1] == 1 and out.shape[1] == 3:
+                    out = out.mean(1, keepdim=True)
+                scores.append((psnr(out, ref).item(), ssim(out, ref).item()))
+            mean = np.mean(scores, axis=0)
+            row = {"set": set_name, "method": method.label, "images": len(images), "psnr": round(float(mean[0]), 3),
+                   "ssim": round(float(mean[1]), 4),
+                   "seconds_per_mp": None if method.label == "blurry input" else round(seconds / (pixels_done / 1e6), 2)}
+            rows.append(row)
+            print(f"{set_name:<9}{method.label:<34}{row['images']:>4}{row['psnr']:>9.2f}{row['ssim']:>8.4f}"
+                  f"{row['seconds_per_mp'] if row['seconds_per_mp'] is not None else '-':>9}", flush=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", action="append", default=[], help="a manifest model (repeatable)")
+    parser.add_argument("--weights", action="append", default=[], help="LABEL=CHECKPOINT (repeatable)")
+    parser.add_argument("--adapt", action="store_true", help="also each model + test-time adaptation")
+    parser.add_argument("--adapt-iters", type=int, default=5)
+    parser.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
+    parser.add_argument("--limit", type=int, default=None, help="images per set (default: all)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--json", type=Path, default=Path(__file__).with_name("results") / "quality.json")
+    args = parser.parse_args()
+
+    # label -> how to load a fresh copy (the adapted row must not share weights with the plain one)
+    loaders = {name: (lambda name=name: load_model(name)) for name in args.model}
+    for item in args.weights:
+        label, _, path = item.partition("=")
+        loaders[label] = lambda path=path: load_model(weights=path)
+    methods = [Method("blurry input", lambda pixels: pixels)]
+    adapt_log: dict = {}
+    for label, load in loaders.items():
+        loaded = load()
+        methods.append(direct_method(label, loaded, args.device))
+        if args.adapt and loaded.reblur is not None:
+            methods.append(adapt_method(f"{label} + adapt ({args.adapt_iters} it)", load(), args.device,
+                                        args.adapt_iters, adapt_log))
+    print(f"{'set':<9}{'method':<34}{'n':>4}{'PSNR':>9}{'SSIM':>8}{'s/MP':>9}")
+    rows = measure(methods, args.sets, args.data, args.limit)
+    adaptation = {label: {"self_reblur_before": round(float(np.mean([r["self_reblur_before"] for r in runs])), 6),
+                          "self_reblur_after": round(float(np.mean([r["self_reblur_after"] for r in runs])), 6),
+                          "photos": len(runs)} for label, runs in adapt_log.items()}
+    for label, summary in adaptation.items():
+        print(f"{label}: mean self-reblur loss {summary['self_reblur_before']:.5f} -> {summary['self_reblur_after']:.5f}"
+              f" over {summary['photos']} photos")
+    machine = {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch": torch.__version__}
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({"machine": machine, "command": " ".join(["python bench/quality.py", *sys.argv[1:]]), "results": rows, "adaptation": adaptation}, indent=2))
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,156 @@
+"""DvSR, "Deblurring via Stochastic Refinement" (Whang et al., CVPR 2022), the networks only.
+
+Two U-Nets of the paper's Fig. 10: the initial predictor g(y) and the denoiser f(z_t, noise level,
+y), which predicts the noise in a noisy version of the residual x0 - g(y). Widths c, 2c, 3c, 4c at
+H, H/2, H/4, H/8; BigGAN-style residual blocks that carry the up/down-sampling; skips joined by
+concatenation; no normalisation and no attention (fully convolutional, any size that is a
+multiple of 8). The continuous noise level is embedded (sinusoid -> MLP) and added after the
+first conv of every block. The sampler that turns these into an image lives in samplers.py.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+LEVEL_SCALE = 1000.0  # sqrt(alpha_bar) in [0, 1] is spread over [0, 1000] before the sinusoid
+
+
+def noise_level_encoding(level: torch.Tensor, channels: int) -> torch.Tensor:
+    """Sinusoidal encoding (N, channels) of the noise level sqrt(alpha_bar) (N,), the same in training
+    and sampling."""
+    half = channels // 2
+    frequencies = torch.exp(-math.log(10000.0) * torch.arange(half, device=level.device) / half)
+    angles = LEVEL_SCALE * level.float()[:, None] * frequencies[None]
+    return torch.cat([angles.sin(), angles.cos()], dim=1)
+
+
+class NoiseEmbedding(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.channels = channels
+        self.mlp = nn.Sequential(nn.Linear(channels, 4 * channels), nn.SiLU(), nn.Linear(4 * channels, channels))
+
+    def forward(self, level: torch.Tensor) -> torch.Tensor:
+        return self.mlp(noise_level_encoding(level, self.channels))
+
+
+class BigGANBlock(nn.Module):
+    """swish -> resample -> conv3x3 (+ noise embedding) -> swish -> dropout -> conv3x3, plus a resampled skip."""
+
+    def __init__(self, in_ch: int, out_ch: int, resample: str = "none", embed_ch: int | None = None,
+                 dropout: float = 0.0):
+        super().__init__()
+        self.resample = resample
+        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, padding=1)
+        self.embed = nn.Linear(embed_ch, out_ch) if embed_ch else None
+        self.dropout = nn.Dropout(dropout)
+        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
+        self.skip = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch or resample != "none" else nn.Identity()
+
+    def _resample(self, x):
+        if self.resample == "down":
+            return F.avg_pool2d(x, 2)
+        if self.resample == "up":
+            return F.interpolate(x, scale_factor=2.0, mode="nearest")
+        return x
+
+    def forward(self, x, embedding=None):
+        h = self.conv1(self._resample(F.silu(x)))
+        if self.embed is not None:
+            h = h + self.embed(F.silu(embedding))[:, :, None, None]
+        h = self.conv2(self.dropout(F.silu(h)))
+        return h + self.skip(self._resample(x))
+
+
+class UNet(nn.Module):
+    """The U-Net of both networks; with `noise_embedding` it is the denoiser."""
+
+    def __init__(self, in_ch: int, width: int, blocks: int = 1, multipliers=(1, 2, 3, 4),
+                 noise_embedding: bool = False, dropout: float = 0.0):
+        super().__init__()
+        embed_ch = width if noise_embedding else None
+        self.embedding = NoiseEmbedding(width) if noise_embedding else None
+        self.head = nn.Conv2d(in_ch, width, 1)
+        widths = [width * m for m in multipliers]
+
+        def block(i, o, resample="none"):
+            return BigGANBlock(i, o, resample, embed_ch, dropout)
+
+        self.down = nn.ModuleList()
+        skips, channels = [width], width
+        for level, level_width in enumerate(widths):
+            for _ in range(blocks):
+                self.down.append(block(channels, level_width))
+                channels = level_width
+                skips.append(channels)
+            if level < len(widths) - 1:
+                self.down.append(block(channels, channels, "down"))
+                skips.append(channels)
+        self.middle = nn.ModuleList([block(channels, channels), block(channels, channels)])
+        self.up = nn.ModuleList()
+        for level in reversed(range(len(widths))):
+            for _ in range(blocks + 1):
+                self.up.append(block(channels + skips.pop(), widths[level]))
+                channels = widths[level]
+            if level > 0:
+                self.up.append(block(channels, channels, "up"))
+        self.tail = nn.Conv2d(channels, 3, 3, padding=1)
+
+    def forward(self, x, level=None):
+        embedding = self.embedding(level) if self.embedding is not None else None
+        h = self.head(x)
+        skips = [h]
+        for block in self.down:
+            h = block(h, embedding)
+            skips.append(h)
+        for block in self.middle:
+            h = block(h, embedding)
+        for block in self.up:
+            if block.resample == "up":
+                h = block(h, embedding)
+            else:
+                h = block(torch.cat([h, skips.pop()], dim=1), embedding)
+        return self.tail(F.silu(h))
+
+
+class DvSR(nn.Module):
+    """Predictor g and denoiser f in one module (one checkpoint). Images are in [0, 1]; the diffusion
+    runs on the residual in the [-1, 1] convention: r = 2 * (x0 - g(y))."""
+
+    RESIDUAL_SCALE = 2.0
+
+    def __init__(self, predictor_width: int = 32, denoiser_width: int = 16, blocks: int = 1, dropout: float = 0.0):
+        super().__init__()
+        self.predictor = UNet(3, predictor_width, blocks)
+        self.denoiser = UNet(6, denoiser_width, blocks, noise_embedding=True, dropout=dropout)
+
+    def predict(self, blurry: torch.Tensor) -> torch.Tensor:
+        """x_init = g(y): the predictor outputs a correction added to y (our choice; the paper is silent)."""
+        return blurry + self.predictor(2 * blurry - 1) / 2
+
+    def denoise(self, noisy_residual: torch.Tensor, level: torch.Tensor, blurry: torch.Tensor) -> torch.Tensor:
+        """f(z_t, sqrt(alpha_bar), y): the noise in z_t."""
+        return self.denoiser(torch.cat([noisy_residual, 2 * blurry - 1], dim=1), level)
+
+    def forward(self, blurry: torch.Tensor, sharp: torch.Tensor | None = None, levels: torch.Tensor | None = None,
+                noise: torch.Tensor | None = None):
+        """The predictor alone (diffusion steps 0: deterministic, the high-PSNR-per-FLOP mode); given
+        `sharp`, `levels` and `noise`, the training pass (x_init, predicted noise), in one forward so
+        that distributed training sees both networks."""
+        x_init = self.predict(blurry)
+        if sharp is None:
+            return x_init
+        noisy = noisy_residual(x_init, sharp, levels, noise, self.RESIDUAL_SCALE)
+        return x_init, self.denoise(noisy, levels, blurry)
+
+
+def noisy_residual(x_init: torch.Tensor, sharp: torch.Tensor, levels: torch.Tensor, noise: torch.Tensor,
+                   scale: float = DvSR.RESIDUAL_SCALE) -> torch.Tensor:
+    """z = sqrt(alpha_bar) * r + sqrt(1 - alpha_bar) * noise with r = scale * (x0 - g(y)): Eq. (6) with the
+    residual the paper means (sharp minus the predictor's output; its text misprints g(x0))."""
+    level = levels.view(-1, 1, 1, 1)
+    return level * scale * (sharp - x_init) + (1 - level**2).clamp_min(0).sqrt() * noise

@@ -1,0 +1,109 @@
+"""DvSR: networks, the residual training target, the sampler, seeds and tiling with a shared noise field."""
+
+import numpy as np
+import pytest
+import torch
+
+from deblur.archs.dvsr import noise_level_encoding, noisy_residual
+from deblur.archs.registry import build_network
+from deblur.devices import choose
+from deblur.diffusion import inference_schedule, noise_field, sample_training_levels
+from deblur.restore import Restorer
+from deblur.samplers import diffusion
+
+SMALL = {"predictor_width": 8, "denoiser_width": 8, "blocks": 1}
+
+
+def model():
+    torch.manual_seed(0)
+    return build_network("dvsr", SMALL).eval()
+
+
+def test_both_networks_keep_any_multiple_of_8():
+    net = model()
+    y = torch.rand(2, 3, 40, 56)
+    assert net(y).shape == y.shape
+    assert net.denoise(torch.randn(2, 3, 40, 56), torch.rand(2), y).shape == y.shape
+
+
+def test_the_diffusion_target_is_sharp_minus_the_predictors_output():
+    net = model()
+    y, sharp, noise = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32), torch.randn(2, 3, 32, 32)
+    seen = {}
+    real_denoise = net.denoise
+
+    def spy(noisy, level, blurry):
+        seen["noisy"] = noisy
+        return real_denoise(noisy, level, blurry)
+
+    net.denoise = spy
+    x_init, _ = net(y, sharp, torch.ones(2), noise)  # level 1: no noise, the bare residual
+    torch.testing.assert_close(seen["noisy"], 2 * (sharp - net.predict(y)))
+    torch.testing.assert_close(x_init, net.predict(y))
+    # noise level 0: pure noise; in between, the DDPM mix
+    torch.testing.assert_close(noisy_residual(x_init, sharp, torch.zeros(2), noise), noise)
+    level = torch.full((2,), 0.6)
+    torch.testing.assert_close(noisy_residual(x_init, sharp, level, noise),
+                               0.6 * 2 * (sharp - x_init) + 0.8 * noise)
+
+
+def test_the_predictor_learns_through_the_residual():
+    net = model().train()
+    y, sharp, noise = torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16), torch.randn(1, 3, 16, 16)
+    _, predicted = net(y, sharp, torch.full((1,), 0.9), noise)
+    (predicted - noise).abs().mean().backward()
+    assert net.predictor.head.weight.grad.abs().sum() > 0
+
+
+def test_training_and_sampling_feed_the_same_noise_level():
+    """Both give the denoiser sqrt(alpha_bar) itself (not a step index); one encoding serves both."""
+    levels = sample_training_levels(1000, torch.Generator().manual_seed(0))
+    assert 0 < levels.min() and levels.max() <= 1
+    net = model()
+    seen = []
+    real_denoise = net.denoise
+    net.denoise = lambda z, level, y: seen.append(level.clone()) or real_denoise(z, level, y)
+    diffusion(net, steps=5, seed=0)(torch.rand(1, 3, 16, 16))
+    expected = inference_schedule(5).alpha_bars.sqrt().flip(0).float()
+    torch.testing.assert_close(torch.cat(seen), expected)
+    encoded = noise_level_encoding(torch.tensor([0.5, 0.5]), 8)
+    assert torch.equal(encoded[0], encoded[1]) and encoded.shape == (2, 8)
+
+
+def test_steps_zero_is_the_predictor_and_a_seed_reproduces_a_run():
+    net = model()
+    y = torch.rand(1, 3, 24, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(diffusion(net, steps=0)(y), net.predict(y))
+        first = diffusion(net, steps=3, samples=2, seed=7)(y)
+        again = diffusion(net, steps=3, samples=2, seed=7)(y)
+        other = diffusion(net, steps=3, samples=2, seed=8)(y)
+    assert torch.equal(first, again) and not torch.equal(first, other)
+    assert first.shape == y.shape
+
+
+def test_noise_field_is_the_same_wherever_a_tile_reads_it():
+    whole = noise_field(3, 2, 2, 3, 0, 0, 48, 64)
+    tile = noise_field(3, 2, 2, 3, 16, 24, 20, 30)
+    assert torch.equal(tile, whole[:, :, 16:36, 24:54])
+    assert abs(whole.mean().item()) < 0.05 and abs(whole.std().item() - 1) < 0.05
+
+
+def test_tiled_diffusion_matches_untiled_thanks_to_the_shared_noise():
+    net = model()
+    pixels = np.random.default_rng(0).random((96, 96, 3), dtype=np.float32)
+    sample = diffusion(net, steps=3, seed=1)
+    whole, _ = Restorer(sample, choose("cpu"), 8, 10.0, tile=256).restore(pixels)
+    tiled, report = Restorer(sample, choose("cpu"), 8, 10.0, tile=64, overlap=16).restore(pixels)
+    assert report.tiles > 1
+    # same noise at every pixel: the tiles differ only where the network's view of the border does
+    assert np.abs(whole - tiled).mean() < 1e-4 and np.abs(whole - tiled).max() < 0.02
+    other, _ = Restorer(diffusion(net, steps=3, seed=2), choose("cpu"), 8, 10.0, tile=256).restore(pixels)
+    assert np.abs(whole - other).mean() > 0.1  # another seed: other noise, another sample
+
+
+def test_bad_sampler_settings_are_refused():
+    with pytest.raises(ValueError):
+        diffusion(model(), steps=-1)
+    with pytest.raises(ValueError):
+        diffusion(model(), steps=2, variance="huge")
