@@ -9,6 +9,7 @@ Sets (from ../shared/data, evaluation only; never trained on):
   defocus; 7-35 px) and sensor noise, no JPEG; the 466 px valid centre of each 500 px photo;
 - gopro: gopro-avg, real motion blur from averaged GoPro frames, 1280x720;
 - levin: Levin et al.'s real camera shake, grayscale (run as gray replicated to RGB, scored gray).
+Diffusion models (DvSR) are measured at each --dvsr-settings point (steps x samples, seed 0).
 Metrics: PSNR and SSIM (deblur.metrics: [0, 1], clipped) per image, averaged per set, and seconds
 per megapixel on this machine. Prints a table and writes JSON (default bench/results/quality.json).
 """
@@ -30,7 +31,7 @@ from deblur.devices import choose, prepare_network
 from deblur.imageio import read_photo
 from deblur.metrics import psnr, ssim
 from deblur.restore import Restorer
-from deblur.samplers import direct
+from deblur.samplers import diffusion, direct
 from deblur.training import kernels
 from deblur.weights import load_model
 
@@ -76,10 +77,12 @@ class Method:
         self.label, self.restore = label, restore
 
 
-def direct_method(label: str, loaded, device: str) -> Method:
+def sampled_method(label: str, loaded, device: str, steps: int | None = None, samples: int = 1) -> Method:
+    """One forward pass, or (diffusion models) `steps` denoising steps averaging `samples` samples."""
     choice = choose(device, loaded.precision_for("auto"))
     network = prepare_network(loaded.network, choice.device)
-    restorer = Restorer(direct(network), choice, loaded.spec.size_multiple, loaded.bytes_per_pixel)
+    predict = direct(network) if steps is None else diffusion(network, steps, samples, seed=0)
+    restorer = Restorer(predict, choice, loaded.spec.size_multiple, loaded.bytes_per_pixel)
     return Method(label, lambda pixels: restorer.restore(pixels)[0])
 
 
@@ -131,6 +134,8 @@ def main() -> None:
     parser.add_argument("--model", action="append", default=[], help="a manifest model (repeatable)")
     parser.add_argument("--weights", action="append", default=[], help="LABEL=CHECKPOINT (repeatable)")
     parser.add_argument("--adapt", action="store_true", help="also each model + test-time adaptation")
+    parser.add_argument("--dvsr-settings", nargs="+", default=["0", "10x4", "100"],
+                        help="diffusion models: STEPSxSAMPLES settings to measure (0: the predictor alone)")
     parser.add_argument("--adapt-iters", type=int, default=5)
     parser.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
     parser.add_argument("--limit", type=int, default=None, help="images per set (default: all)")
@@ -148,7 +153,13 @@ def main() -> None:
     adapt_log: dict = {}
     for label, load in loaders.items():
         loaded = load()
-        methods.append(direct_method(label, loaded, args.device))
+        if loaded.spec.objective == "diffusion":
+            for setting in args.dvsr_settings:
+                steps, _, samples = setting.partition("x")
+                methods.append(sampled_method(f"{label} steps {steps} x{samples or 1}", loaded, args.device,
+                                              int(steps), int(samples or 1)))
+            continue
+        methods.append(sampled_method(label, loaded, args.device))
         if args.adapt and loaded.reblur is not None:
             methods.append(adapt_method(f"{label} + adapt ({args.adapt_iters} it)", load(), args.device,
                                         args.adapt_iters, adapt_log))
