@@ -168,11 +168,15 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         self.step = int(state["step"])
 
+    def _weights_to_use(self) -> torch.nn.Module:
+        """What is validated and saved: the EMA of the weights when there is one."""
+        return self.ema if self.ema is not None else self.network
+
     def save(self) -> None:
         """The usable checkpoint (EMA weights + M_R) and the resume state; only the first process writes."""
         if not self.dist.is_main:
             return
-        weights = (self.ema or self.network).state_dict()
+        weights = self._weights_to_use().state_dict()
         reblur = None if self.reblur is None else (self.reblur.state_dict(), dict(self.config.reblur_config))
         self.run_dir.save_model(weights, self.config.arch, self.config.config, self.step, reblur)
         self.run_dir.save_state(self.state())
@@ -262,7 +266,7 @@ class Trainer:
         """PSNR/SSIM of the (EMA) network on the fixed validation crops, next to the blurry input's."""
         if self.validation is None or not self.dist.is_main:
             return None
-        network = (self.ema or self.network).eval()
+        network = self._weights_to_use().eval()
         blurry_all, sharp_all = self.validation
         outputs = []
         for index in range(blurry_all.shape[0]):
