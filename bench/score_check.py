@@ -19,19 +19,25 @@ import numpy as np
 import torch
 
 from deblur.imageio import read_photo
-from deblur.scoring import blur_score
+from deblur.scoring import blur_score, score_crops
 from deblur.training import kernels
 from deblur.weights import load_model
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
-def pair_agreement(pairs, reblur) -> dict:
-    wins = [blur_score(read_photo(b).pixels, reblur) > blur_score(read_photo(s).pixels, reblur) for b, s in pairs]
+def gradient_baseline(pixels: np.ndarray, reblur=None) -> float:
+    """The reference without any network: less detail, more blur (1 / mean |grad x| on the same crops)."""
+    crops = score_crops(pixels)
+    return 1.0 / (crops.diff(dim=-1).abs().mean() + crops.diff(dim=-2).abs().mean()).item()
+
+
+def pair_agreement(pairs, reblur, score=blur_score) -> dict:
+    wins = [score(read_photo(b).pixels, reblur) > score(read_photo(s).pixels, reblur) for b, s in pairs]
     return {"pairs": len(wins), "blurry_scores_higher": round(float(np.mean(wins)), 4)}
 
 
-def strength_agreement(folder: Path, reblur) -> dict:
+def strength_agreement(folder: Path, reblur, score=blur_score) -> dict:
     """Scores of each photo blurred ever more strongly; the share of correctly ordered pairs."""
     gaussian = [0, 0.7, 1.5, 2.5, 4.0]
     motion = [9, 17, 25, 35]
@@ -53,7 +59,7 @@ def strength_agreement(folder: Path, reblur) -> dict:
             settings = kernels.BlurSettings(min_length=length, max_length=length)
             series["motion"].append(kernels.motion_kernels(1, torch.Generator().manual_seed(7), settings=settings))
         for kind, ks in series.items():
-            scores = [blur_score(kernels.blur_valid(image, k)[0].permute(1, 2, 0).numpy(), reblur) for k in ks]
+            scores = [score(kernels.blur_valid(image, k)[0].permute(1, 2, 0).numpy(), reblur) for k in ks]
             ordered[kind] += [scores[a] < scores[b] for a in range(len(scores)) for b in range(a + 1, len(scores))]
     return {kind: {"pairs": len(v), "stronger_scores_higher": round(float(np.mean(v)), 4)} for kind, v in ordered.items()}
 
@@ -73,14 +79,19 @@ def main() -> None:
     gopro = [(args.data / "gopro-avg" / "blur" / p.name, p) for p in sorted((args.data / "gopro-avg" / "sharp").glob("*.png"))]
     levin = [(p, args.data / "levin" / "gt" / f"{p.name.split('_')[0]}.png")
              for p in sorted((args.data / "levin").glob("im*_kernel*_img.png"))]
-    results = {"model": loaded.source, "gopro-avg": pair_agreement(gopro, reblur),
-               "levin": pair_agreement(levin, reblur),
-               "kodak24-synthetic": strength_agreement(args.data / "val-sharp" / "kodak24", reblur)}
-    print(f"{'set':<28}{'pairs':>7}{'agreement':>11}")
-    print(f"{'gopro-avg blurry > sharp':<28}{results['gopro-avg']['pairs']:>7}{results['gopro-avg']['blurry_scores_higher']:>11.1%}")
-    print(f"{'levin blurry > sharp':<28}{results['levin']['pairs']:>7}{results['levin']['blurry_scores_higher']:>11.1%}")
-    for kind, r in results["kodak24-synthetic"].items():
-        print(f"{'kodak24 stronger ' + kind:<28}{r['pairs']:>7}{r['stronger_scores_higher']:>11.1%}")
+    results = {"model": loaded.source}
+    for name, score in (("reblur score", blur_score), ("gradient baseline", gradient_baseline)):
+        results[name] = {"gopro-avg": pair_agreement(gopro, reblur, score), "levin": pair_agreement(levin, reblur, score),
+                         "kodak24-synthetic": strength_agreement(args.data / "val-sharp" / "kodak24", reblur, score)}
+    print(f"{'set':<28}{'pairs':>7}{'reblur score':>14}{'gradient only':>15}")
+    ours, base = results["reblur score"], results["gradient baseline"]
+    for label, key in (("gopro-avg blurry > sharp", "gopro-avg"), ("levin blurry > sharp", "levin")):
+        print(f"{label:<28}{ours[key]['pairs']:>7}{ours[key]['blurry_scores_higher']:>14.1%}"
+              f"{base[key]['blurry_scores_higher']:>15.1%}")
+    for kind, r in ours["kodak24-synthetic"].items():
+        b = base["kodak24-synthetic"][kind]
+        print(f"{'kodak24 stronger ' + kind:<28}{r['pairs']:>7}{r['stronger_scores_higher']:>14.1%}"
+              f"{b['stronger_scores_higher']:>15.1%}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2))
     print(f"wrote {args.json}")
