@@ -127,6 +127,10 @@ class DvSR(nn.Module):
         super().__init__()
         self.predictor = UNet(3, predictor_width, blocks)
         self.denoiser = UNet(6, denoiser_width, blocks, noise_embedding=True, dropout=dropout)
+        # Start from g(y) = y (a zero correction): a random predictor would begin far below the blurry
+        # input and, trained only through the residual, take long to recover. Our choice.
+        nn.init.zeros_(self.predictor.tail.weight)
+        nn.init.zeros_(self.predictor.tail.bias)
 
     def predict(self, blurry: torch.Tensor) -> torch.Tensor:
         """x_init = g(y): the predictor outputs a correction added to y (our choice; the paper is silent)."""
