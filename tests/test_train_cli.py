@@ -181,3 +181,21 @@ def test_dvsr_trains_in_the_same_loop_and_samples_from_its_checkpoint(data, tmp_
     assert restored.exit_code == 0, restored.stderr
     assert json.loads(restored.stdout)["sampler"] == {"name": "diffusion", "steps": 2, "samples": 2, "seed": 0,
                                                       "schedule_end": None}
+
+
+def test_sigterm_saves_like_ctrl_c(data, tmp_path, monkeypatch):
+    import signal
+
+    real_step = Trainer.train_step
+
+    def terminated_at_step_2(self, blurry, sharp):
+        if self.step == 2:
+            os.kill(os.getpid(), signal.SIGTERM)  # what a cluster scheduler sends before pre-empting
+        return real_step(self, blurry, sharp)
+
+    monkeypatch.setattr(Trainer, "train_step", terminated_at_step_2)
+    run = tmp_path / "run"
+    result = train(data, run, "--steps", "10", "--val-every", "100")
+    assert result.exit_code == 130 and "--resume" in result.stderr
+    assert torch.load(run / "state.pt", weights_only=True)["step"] in (2, 3)
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is gone after the run

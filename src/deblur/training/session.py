@@ -5,7 +5,10 @@ The CLI (`deblur train`, `deblur finetune`) and scripts both start runs through 
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -75,35 +78,57 @@ def start_run(config: TrainConfig | None, sources: DataSources | None, run_dir: 
     `init` = {"network": state, "reblur": state or None, "source": text} starts from trained
     weights (`deblur finetune`).
     """
-    from deblur import devices
-
     context = distributed.start()
     try:
-        if resume and run_dir is None:
-            raise UsageError("--resume needs the run folder: --resume RUN_DIR")
-        run = RunDir(run_dir or default_run_dir(config.arch))
-        if resume:
-            saved = run.read_config()
-            config = TrainConfig(**saved["train"])
-            config.steps = steps or config.steps
-            sources = DataSources(**saved["data"])
-        config.check()
-        if not resume and run.has_run():
-            raise UsageError(f"'{run.path}' already holds a training run; continue it with --resume "
-                             f"{run.path}, or choose another --output")
-        device = devices.resolve_device(distributed.device_for(context, device))
-        data = prepare_data(sources, config, device)
-        trainer = Trainer(config, data.batches, data.validation, run, device,
-                          init_state=(init or {}).get("network"), init_reblur=(init or {}).get("reblur"))
-        if resume:
-            trainer.load_state(run.load_state(device))
-        elif context.is_main:
-            run.write_config({"train": asdict(config), "data": asdict(sources),
-                              "init": (init or {}).get("source")})
-        on_event({"kind": "start", "run_dir": str(run.path), "device": str(device), "step": trainer.step,
-                  "steps": config.steps, "world_size": context.world_size, **data.counts})
-        summary = trainer.run(on_event)
-        summary.update(run_dir=str(run.path), model=str(run.model_file))
-        return summary
+        with _sigterm_as_interrupt():
+            return _start(config, sources, run_dir, device, resume, steps, init, on_event, context)
     finally:
         distributed.stop()
+
+
+@contextmanager
+def _sigterm_as_interrupt():
+    """`kill` (SIGTERM, what schedulers send before pre-empting a job) saves the run like Ctrl-C does."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _start(config, sources, run_dir, device, resume, steps, init, on_event, context) -> dict:
+    from deblur import devices
+
+    if resume and run_dir is None:
+        raise UsageError("--resume needs the run folder: --resume RUN_DIR")
+    run = RunDir(run_dir or default_run_dir(config.arch))
+    if resume:
+        saved = run.read_config()
+        config = TrainConfig(**saved["train"])
+        config.steps = steps or config.steps
+        sources = DataSources(**saved["data"])
+    config.check()
+    if not resume and run.has_run():
+        raise UsageError(f"'{run.path}' already holds a training run; continue it with --resume "
+                         f"{run.path}, or choose another --output")
+    device = devices.resolve_device(distributed.device_for(context, device))
+    data = prepare_data(sources, config, device)
+    trainer = Trainer(config, data.batches, data.validation, run, device,
+                      init_state=(init or {}).get("network"), init_reblur=(init or {}).get("reblur"))
+    if resume:
+        trainer.load_state(run.load_state(device))
+    elif context.is_main:
+        run.write_config({"train": asdict(config), "data": asdict(sources),
+                          "init": (init or {}).get("source")})
+    on_event({"kind": "start", "run_dir": str(run.path), "device": str(device), "step": trainer.step,
+              "steps": config.steps, "world_size": context.world_size, **data.counts})
+    summary = trainer.run(on_event)
+    summary.update(run_dir=str(run.path), model=str(run.model_file))
+    return summary
