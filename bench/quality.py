@@ -86,14 +86,14 @@ def sampled_method(label: str, loaded, device: str, steps: int | None = None, sa
     return Method(label, lambda pixels: restorer.restore(pixels)[0])
 
 
-def adapt_method(label: str, loaded, device: str, iters: int, log: dict) -> Method:
+def adapt_method(label: str, loaded, device: str, iters: int, lr: float, log: dict) -> Method:
     from deblur.training.adapt import AdaptOptions, SelfReblurAdapter
 
     choice = choose(device, loaded.precision_for("auto"))
     network = prepare_network(loaded.network, choice.device)
     restorer = Restorer(direct(network), choice, loaded.spec.size_multiple, loaded.bytes_per_pixel)
     adapter = SelfReblurAdapter(network, loaded.reblur, choice.device, loaded.spec.size_multiple,
-                                AdaptOptions(iters=iters, crop_size=128 if choice.device.type == "cpu" else 256))
+                                AdaptOptions(iters=iters, lr=lr, crop_size=128 if choice.device.type == "cpu" else 256))
 
     def restore(pixels):
         with adapter.adapted(pixels) as report:
@@ -145,6 +145,7 @@ def main() -> None:
     parser.add_argument("--dvsr-settings", nargs="+", default=["0", "10x4", "100"],
                         help="diffusion models: STEPSxSAMPLES settings to measure (0: the predictor alone)")
     parser.add_argument("--adapt-iters", type=int, default=5)
+    parser.add_argument("--adapt-lr", type=float, default=5e-6, help="the deblur adapt default")
     parser.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
     parser.add_argument("--limit", type=int, default=None, help="images per set (default: all)")
     parser.add_argument("--crop", type=int, default=None, help="score only the centre SIZE px of each image "
@@ -171,8 +172,8 @@ def main() -> None:
             continue
         methods.append(sampled_method(label, loaded, args.device))
         if args.adapt and loaded.reblur is not None:
-            methods.append(adapt_method(f"{label} + adapt ({args.adapt_iters} it)", load(), args.device,
-                                        args.adapt_iters, adapt_log))
+            methods.append(adapt_method(f"{label} + adapt ({args.adapt_iters} it, lr {args.adapt_lr:g})", load(),
+                                        args.device, args.adapt_iters, args.adapt_lr, adapt_log))
     print(f"{'set':<9}{'method':<34}{'n':>4}{'PSNR':>9}{'SSIM':>8}{'s/MP':>9}")
     rows = measure(methods, args.sets, args.data, args.limit, args.crop)
     adaptation = {label: {"self_reblur_before": round(float(np.mean([r["self_reblur_before"] for r in runs])), 6),
