@@ -17,7 +17,7 @@ from deblur.training.adapt import AdaptOptions, SelfReblurAdapter
 from conftest import TINY, random_rgb
 
 runner = CliRunner()
-OPTIONS = AdaptOptions(iters=3, lr=1e-3, crops=2, crop_size=32, seed=1)
+OPTIONS = AdaptOptions(iters=3, lr=1e-3, crops=2, crop_size=32, seed=1, keep_worse=True)  # mechanics, not quality
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +60,17 @@ def test_the_same_seed_gives_the_same_adaptation_and_fidelity_anchors_it():
     assert any(not torch.equal(outcomes[0][k], outcomes[2][k]) for k in outcomes[0])
 
 
+def test_an_adaptation_that_raises_the_loss_is_not_used_unless_asked():
+    pixels = np.random.default_rng(3).random((48, 48, 3), dtype=np.float32)
+    for keep_worse in (False, True):
+        network, adapt = adapter(AdaptOptions(iters=5, lr=0.5, crops=2, crop_size=32, keep_worse=keep_worse))
+        original = {k: v.clone() for k, v in network.state_dict().items()}
+        with adapt.adapted(pixels) as report:
+            unchanged = all(torch.equal(original[k], v) for k, v in network.state_dict().items())
+        assert report.after > report.before  # a huge step size made it worse
+        assert report.kept is keep_worse and unchanged is not keep_worse
+
+
 def test_bad_options_are_usage_errors():
     with pytest.raises(UsageError):
         adapter(AdaptOptions(crops=0))
@@ -76,7 +87,7 @@ def test_cli_adapts_each_photo_from_the_original_weights(tmp_path, with_reblur):
     processed = json.loads(both.stdout)["processed"]
     assert [p["output"] for p in processed] == [str(tmp_path / "both" / "a_adapted.png"),
                                                  str(tmp_path / "both" / "b_adapted.png")]
-    assert set(processed[0]["adaptation"]) == {"self_reblur_before", "self_reblur_after", "iters", "seconds"}
+    assert set(processed[0]["adaptation"]) == {"self_reblur_before", "self_reblur_after", "iters", "seconds", "kept"}
     assert "self-reblur loss" in both.stderr
     alone = runner.invoke(app,
                           ["adapt", str(tmp_path / "b.png"), "-o", str(tmp_path / "alone"), *args])

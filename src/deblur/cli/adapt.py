@@ -29,6 +29,8 @@ def adapt(
     fidelity: Annotated[float, typer.Option(min=0.0, help="Weight keeping the result near the un-adapted "
                                                           "output (0: off).")] = 0.0,
     seed: Annotated[int, typer.Option(help="Seed of the crop positions: the same seed, the same result.")] = 0,
+    keep_worse: Annotated[bool, typer.Option("--keep-worse", help="Use the adapted weights even when they raised "
+                                                                  "the self-reblur loss.")] = False,
     model: Model = None, weights: Weights = None, offline: Offline = False,
     output: Output = None, recursive: Recursive = False, suffix: Suffix = "_adapted", fmt: Format = "auto",
     quality: Quality = 95, skip_existing: SkipExisting = False, overwrite: Overwrite = False,
@@ -38,7 +40,8 @@ def adapt(
 ) -> None:
     from deblur.training.adapt import AdaptOptions
 
-    options = AdaptOptions(iters=iters, lr=lr, crops=crops, crop_size=crop_size, fidelity=fidelity, seed=seed)
+    options = AdaptOptions(iters=iters, lr=lr, crops=crops, crop_size=crop_size, fidelity=fidelity, seed=seed,
+                           keep_worse=keep_worse)
     restore_command(ctx, paths, EngineOptions(model, weights, offline, device, precision, tile, overlap),
                     output, recursive, suffix, fmt, quality, skip_existing, overwrite, compare, strip_metadata,
                     quiet, verbose, as_json, adapt=options)

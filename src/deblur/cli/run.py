@@ -187,6 +187,9 @@ def _restore_jobs(reporter: Reporter, jobs, engine: EngineOptions, writes, outpu
                 d = result.details["adaptation"]
                 reporter.info(f"  self-reblur loss {d['self_reblur_before']:.5f} -> {d['self_reblur_after']:.5f} "
                               f"after {d['iters']} iterations ({d['seconds']:.1f} s)")
+                if not d["kept"]:
+                    reporter.warning(f"{result.source}: adaptation raised the self-reblur loss, so the photo was "
+                                     "restored with the original weights (lower --lr, or --keep-worse)")
             for warning in result.warnings:
                 reporter.warning(f"{result.source}: {warning}")
             reporter.detail(f"  tile {result.tile} px, {result.megapixels:.2f} MP")

@@ -31,6 +31,7 @@ class AdaptOptions:
     crop_size: int = 256
     fidelity: float = 0.0  # weight of mean|L - L0|, L0 the un-adapted output
     seed: int = 0
+    keep_worse: bool = False  # keep adapted weights even when they raised the self-reblur loss
 
     def check(self) -> None:
         if self.iters < 0 or self.crops < 1 or self.crop_size < 16 or self.lr <= 0 or self.fidelity < 0:
@@ -43,10 +44,11 @@ class AdaptReport:
     after: float  # ... with the adapted weights
     iters: int
     seconds: float
+    kept: bool = True  # False: the adaptation made the loss worse, so the original weights restored the photo
 
     def as_json(self) -> dict:
         return {"adaptation": {"self_reblur_before": round(self.before, 6), "self_reblur_after": round(self.after, 6),
-                               "iters": self.iters, "seconds": round(self.seconds, 3)}}
+                               "iters": self.iters, "seconds": round(self.seconds, 3), "kept": self.kept}}
 
 
 class SelfReblurAdapter:
@@ -61,7 +63,13 @@ class SelfReblurAdapter:
         """Adapt to `pixels` (H x W x C float32) for the duration of the block; then restore the weights."""
         snapshot = copy.deepcopy(self.network.state_dict())
         try:
-            yield self._adapt(self._to_tensor(pixels), on_iter)
+            report = self._adapt(self._to_tensor(pixels), on_iter)
+            if report.after > report.before and not self.options.keep_worse:
+                # The loss is not a descent objective (its target moves): a step size too large, or a
+                # weak reblurring module, can make things worse. Then restore with the original weights.
+                self.network.load_state_dict(snapshot)
+                report.kept = False
+            yield report
         finally:
             self.network.load_state_dict(snapshot)
             self.network.eval().requires_grad_(False)
