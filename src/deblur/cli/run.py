@@ -245,7 +245,7 @@ def _adapter(loaded, choice, options):
     from deblur.training.adapt import SelfReblurAdapter
 
     if loaded.reblur is None:
-        raise ModelError(f"'{loaded.source}' has no reblurring module, which adapt needs" + _adapter_models_hint())
+        raise ModelError(f"'{loaded.source}' has no reblurring module, which adapt needs" + reblur_models_hint())
     return SelfReblurAdapter(loaded.network, loaded.reblur, choice.device, loaded.spec.size_multiple, options)
 
 
@@ -296,7 +296,7 @@ def _announce_estimate(reporter: Reporter, restorer, jobs, sampling: dict) -> No
                   f"for {pixels / 1e6:.1f} MP (timed on a {probe} px tile)")
 
 
-def _adapter_models_hint() -> str:
+def reblur_models_hint() -> str:
     """Where checkpoints with a reblurring module come from (for adapt and score errors)."""
     from deblur.manifest import load_manifest
 

@@ -29,7 +29,7 @@ def score(
     reporter = Reporter(quiet=quiet)
     with exit_on_errors(reporter):
         from deblur import devices
-        from deblur.cli.run import _adapter_models_hint
+        from deblur.cli.run import reblur_models_hint
         from deblur.errors import DeblurError, ModelError
         from deblur.imageio import read_photo
         from deblur.inputs import OutputOptions, Plan, collect
@@ -47,7 +47,7 @@ def score(
             loaded = load_model(model, weights, offline=offline, progress=progress)
         if loaded.reblur is None:
             raise ModelError(f"'{loaded.source}' has no reblurring module, which score needs"
-                             + _adapter_models_hint())
+                             + reblur_models_hint())
         reblur = loaded.reblur.to(choice.device)
         scores, failed = [], [{"path": str(p), "error": r} for p, r in plan.failed]
         for path, _ in found:
