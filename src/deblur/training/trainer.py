@@ -122,6 +122,7 @@ class Trainer:
         self.autocast_dtype = self._autocast_dtype()
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast_dtype == torch.float16)
         self.step = 0
+        self._blurry_record = None  # the blurry input's validation scores, measured once
 
     # -- set-up ------------------------------------------------------------------------------------
 
@@ -268,38 +269,36 @@ class Trainer:
             return None
         network = self._weights_to_use().eval()
         blurry_all, sharp_all = self.validation
-        outputs = []
-        for index in range(blurry_all.shape[0]):
-            blurry = blurry_all[index:index + 1].to(self.device)
-            h, w = blurry.shape[-2:]
-            padded = pad_to_multiple(blurry, self.spec.size_multiple)
-            with self._autocast():
-                outputs.append(network(padded)[..., :h, :w].float().cpu())
-        output = torch.cat(outputs)
-        record = {
-            "kind": "val", "step": self.step,
-            "val_psnr": psnr(output, sharp_all).mean().item(), "val_ssim": ssim(output, sharp_all).mean().item(),
-            "blurry_psnr": psnr(blurry_all, sharp_all).mean().item(),
-            "blurry_ssim": ssim(blurry_all, sharp_all).mean().item(),
-        }
+        output = self._restore_each(network, blurry_all)
+        record = {"kind": "val", "step": self.step, "val_psnr": psnr(output, sharp_all).mean().item(),
+                  "val_ssim": ssim(output, sharp_all).mean().item(), **self._blurry_scores()}
         if self.diffusion and self.config.val_diffusion_steps:
-            sampled = self._sample_validation(network, blurry_all)
+            from deblur.samplers import diffusion
+
+            sampled = self._restore_each(diffusion(network, self.config.val_diffusion_steps, seed=0), blurry_all)
             record["val_psnr_diffusion"] = psnr(sampled, sharp_all).mean().item()
             record["val_ssim_diffusion"] = ssim(sampled, sharp_all).mean().item()
         network.train()
         record["preview"] = str(self.run_dir.write_preview(self.step, blurry_all[0], output[0], sharp_all[0]))
         return record
 
-    def _sample_validation(self, network, blurry_all: torch.Tensor) -> torch.Tensor:
-        from deblur.samplers import diffusion
-
-        sampler = diffusion(network, self.config.val_diffusion_steps, seed=0)
+    def _restore_each(self, predict, blurry_all: torch.Tensor) -> torch.Tensor:
+        """Run `predict` on each validation image, padded to the size multiple, cropped back, on the CPU."""
         outputs = []
         for index in range(blurry_all.shape[0]):
             blurry = blurry_all[index:index + 1].to(self.device)
             h, w = blurry.shape[-2:]
-            outputs.append(sampler(pad_to_multiple(blurry, self.spec.size_multiple))[..., :h, :w].float().cpu())
+            with self._autocast():
+                outputs.append(predict(pad_to_multiple(blurry, self.spec.size_multiple))[..., :h, :w].float().cpu())
         return torch.cat(outputs)
+
+    def _blurry_scores(self) -> dict:
+        """The blurry input's PSNR/SSIM: the same at every validation, so measured once."""
+        if self._blurry_record is None:
+            blurry_all, sharp_all = self.validation
+            self._blurry_record = {"blurry_psnr": psnr(blurry_all, sharp_all).mean().item(),
+                                   "blurry_ssim": ssim(blurry_all, sharp_all).mean().item()}
+        return self._blurry_record
 
     def run(self, on_event=lambda event: None) -> dict:
         """Train until config.steps; Ctrl-C saves and raises TrainingInterrupted."""
