@@ -103,8 +103,7 @@ class Restorer:
 
         `origin` is the tile's top-left pixel in the photo: a stochastic sampler draws its noise
         there, so overlapping tiles agree."""
-        x = torch.from_numpy(np.ascontiguousarray(tile)).permute(2, 0, 1)[None]
-        x = x.to(self.choice.device)
+        x = rgb_batch(tile).to(self.choice.device)
         height, width = x.shape[2:]
         x = pad_to_multiple(x, self.multiple)
         if devices.uses_channels_last(x.device):
@@ -121,6 +120,13 @@ class Restorer:
             autocast = torch.autocast(x.device.type, dtype=devices.DTYPES[precision])
         with torch.inference_mode(), autocast:
             return self.predict(x, origin).float()
+
+
+def rgb_batch(pixels: np.ndarray) -> torch.Tensor:
+    """H x W x C float32 pixels (C = 1 or 3) as the 1 x 3 x H x W tensor the networks take (gray replicated)."""
+    if pixels.shape[2] == 1:
+        pixels = np.repeat(pixels, 3, axis=2)
+    return torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)[None]
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:

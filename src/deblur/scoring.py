@@ -17,15 +17,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from deblur.restore import rgb_batch
+
 CROP = 256
 GRID = 4  # up to GRID x GRID crops
 
 
 def score_crops(pixels: np.ndarray) -> torch.Tensor:
     """Fixed crops spread evenly over an H x W x C photo (the whole photo when it is small)."""
-    if pixels.shape[2] == 1:
-        pixels = np.repeat(pixels, 3, axis=2)
-    image = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)
+    image = rgb_batch(pixels)[0]
     _, h, w = image.shape
     size_h, size_w = min(CROP, h), min(CROP, w)
     tops = np.linspace(0, h - size_h, min(GRID, max(1, h // size_h))).round().astype(int)

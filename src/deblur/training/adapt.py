@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from deblur.errors import UsageError
-from deblur.restore import pad_to_multiple
+from deblur.restore import pad_to_multiple, rgb_batch
 from deblur.training.losses import l1, self_reblur_loss
 
 PROBE_SEED = 12345  # the fixed crops on which the loss is measured before and after
@@ -63,7 +63,7 @@ class SelfReblurAdapter:
         """Adapt to `pixels` (H x W x C float32) for the duration of the block; then restore the weights."""
         snapshot = copy.deepcopy(self.network.state_dict())
         try:
-            report = self._adapt(self._to_tensor(pixels), on_iter)
+            report = self._adapt(rgb_batch(pixels), on_iter)
             if report.after > report.before and not self.options.keep_worse:
                 # The loss is not a descent objective (its target moves): a step size too large, or a
                 # weak reblurring module, can make things worse. Then restore with the original weights.
@@ -73,11 +73,6 @@ class SelfReblurAdapter:
         finally:
             self.network.load_state_dict(snapshot)
             self.network.eval().requires_grad_(False)
-
-    def _to_tensor(self, pixels: np.ndarray) -> torch.Tensor:
-        if pixels.shape[2] == 1:
-            pixels = np.repeat(pixels, 3, axis=2)
-        return torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)[None]
 
     def _crops(self, image: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:
         _, _, h, w = image.shape
