@@ -86,11 +86,7 @@ def main() -> None:
         print(json.dumps(run_case(config, float(megapixels), device, args.tile)))
         return
 
-    devices = args.device
-    if devices is None:
-        import torch
-
-        devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    devices = default_devices(args.device)
     rows = []
     header = f"{'device':<8}{'config':<10}{'MP':>6}{'tile':>6}{'tiles':>7}{'seconds':>9}{'MP/s':>8}{'host MiB':>10}{'GPU MiB':>9}"
     print(header)
@@ -100,18 +96,33 @@ def main() -> None:
                 command = [sys.executable, __file__, "--child", config, str(megapixels), device]
                 if args.tile:
                     command += ["--tile", str(args.tile)]
-                out = subprocess.run(command, capture_output=True, text=True)
-                if out.returncode != 0:
-                    last_line = (out.stderr.strip().splitlines() or [f"exit code {out.returncode}"])[-1]
-                    print(f"{device:<8}{config:<10}{megapixels:>6} failed: {last_line}", flush=True)
+                row, error = run_child(command)
+                if error:
+                    print(f"{device:<8}{config:<10}{megapixels:>6} failed: {error}", flush=True)
                     continue
-                row = json.loads(out.stdout.strip().splitlines()[-1])
                 rows.append(row)
                 print(f"{device:<8}{config:<10}{row['megapixels']:>6}{row['tile']:>6}{row['tiles']:>7}"
                       f"{row['seconds']:>9}{row['mp_per_s']:>8}{row['peak_host_mib']:>10}"
                       f"{row.get('peak_gpu_mib', '-'):>9}", flush=True)
                 write_json(args.json, rows)  # after every case: a stopped run keeps what it measured
     print(f"wrote {args.json}")
+
+
+def default_devices(requested: list[str] | None) -> list[str]:
+    """The devices asked for, else the CPU plus CUDA when present."""
+    if requested is not None:
+        return requested
+    import torch
+
+    return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def run_child(command: list[str]) -> tuple[dict | None, str | None]:
+    """Run one case in a fresh process (its peak memory is its own): (its JSON row, None) or (None, why not)."""
+    out = subprocess.run(command, capture_output=True, text=True)
+    if out.returncode != 0:
+        return None, (out.stderr.strip().splitlines() or [f"exit code {out.returncode}"])[-1]
+    return json.loads(out.stdout.strip().splitlines()[-1]), None
 
 
 def write_json(path: Path, rows: list[dict]) -> None:

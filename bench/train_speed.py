@@ -14,14 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from speed import CONFIGS, write_json  # noqa: E402  (the same configurations and JSON layout)
+from speed import CONFIGS, default_devices, run_child, write_json  # noqa: E402  (shared with speed.py)
 
 
 def run_case(config_name: str, device: str, crop: int, batch_size: int, steps: int, warmup: int) -> dict:
@@ -84,23 +83,17 @@ def main() -> None:
         print(json.dumps(run_case(config, device, args.crop, args.batch_size, args.steps, args.warmup)))
         return
 
-    devices = args.device
-    if devices is None:
-        import torch
-
-        devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    devices = default_devices(args.device)
     rows = []
     print(f"{'device':<8}{'config':<10}{'crop':>6}{'batch':>7}{'steps/s':>9}{'s/step':>8}{'host MiB':>10}{'GPU MiB':>9}")
     for device in devices:
         for config in args.configs:
             command = [sys.executable, __file__, "--child", config, device, "--crop", str(args.crop),
                        "--batch-size", str(args.batch_size), "--steps", str(args.steps), "--warmup", str(args.warmup)]
-            out = subprocess.run(command, capture_output=True, text=True)
-            if out.returncode != 0:
-                last_line = (out.stderr.strip().splitlines() or [f"exit code {out.returncode}"])[-1]
-                print(f"{device:<8}{config:<10} failed: {last_line}", flush=True)
+            row, error = run_child(command)
+            if error:
+                print(f"{device:<8}{config:<10} failed: {error}", flush=True)
                 continue
-            row = json.loads(out.stdout.strip().splitlines()[-1])
             rows.append(row)
             print(f"{device:<8}{config:<10}{row['crop']:>6}{row['batch_size']:>7}{row['steps_per_s']:>9}"
                   f"{1 / row['steps_per_s']:>8.2f}{row['peak_host_mib']:>10}{row.get('peak_gpu_mib', '-'):>9}",

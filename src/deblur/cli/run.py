@@ -251,11 +251,11 @@ def _adapter(loaded, choice, options):
 
 def _sampler(loaded, choice, options: SamplerOptions, on_step):
     """The sampler callable and a record of its settings; diffusion defaults come from the manifest."""
-    from deblur.samplers import diffusion, direct
+    from deblur.samplers import SAMPLERS, diffusion, direct
 
     name = options.name or loaded.spec.default_sampler
-    if name not in ("direct", "diffusion"):
-        raise UsageError(f"unknown sampler '{name}'; use direct or diffusion")
+    if name not in SAMPLERS:
+        raise UsageError(f"unknown sampler '{name}'; use {' or '.join(SAMPLERS)}")
     if name == "direct":
         if options.steps:
             raise UsageError("--steps needs --sampler diffusion (and a diffusion model such as dvsr)")
