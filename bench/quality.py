@@ -4,6 +4,10 @@
     python bench/quality.py --weights mine=runs/x/model.safetensors --adapt --adapt-iters 5
     python bench/quality.py --limit 4 --sets kodak24 gopro     # a quick look
 
+Slow settings (test-time adaptation, diffusion with steps) are measured on a subset of each set,
+the first --subset images cropped to their centre --subset-crop px, where every other row is
+measured again so the comparison stays side by side; fast rows are also measured on whole sets.
+
 Sets (from ../shared/data, evaluation only; never trained on):
 - kodak24: val-sharp/kodak24 blurred here with fixed seeded kernels (camera shake, Gaussian,
   defocus; 7-35 px) and sensor noise, no JPEG; the 466 px valid centre of each 500 px photo;
@@ -71,10 +75,10 @@ def _chw(pixels: np.ndarray) -> torch.Tensor:
 
 
 class Method:
-    """A way to restore a photo: a label and pixels -> pixels."""
+    """A way to restore a photo: a label and pixels -> pixels; `slow` ones run on the subset only."""
 
-    def __init__(self, label: str, restore):
-        self.label, self.restore = label, restore
+    def __init__(self, label: str, restore, slow: bool = False):
+        self.label, self.restore, self.slow = label, restore, slow
 
 
 def sampled_method(label: str, loaded, device: str, steps: int | None = None, samples: int = 1) -> Method:
@@ -83,7 +87,7 @@ def sampled_method(label: str, loaded, device: str, steps: int | None = None, sa
     network = prepare_network(loaded.network, choice.device)
     predict = direct(network) if steps is None else diffusion(network, steps, samples, seed=0)
     restorer = Restorer(predict, choice, loaded.spec.size_multiple, loaded.bytes_per_pixel)
-    return Method(label, lambda pixels: restorer.restore(pixels)[0])
+    return Method(label, lambda pixels: restorer.restore(pixels)[0], slow=bool(steps))
 
 
 def adapt_method(label: str, loaded, device: str, iters: int, lr: float, log: dict) -> Method:
@@ -101,7 +105,7 @@ def adapt_method(label: str, loaded, device: str, iters: int, lr: float, log: di
         log.setdefault(label, []).append(report.as_json()["adaptation"])
         return out
 
-    return Method(label, restore)
+    return Method(label, restore, slow=True)
 
 
 def centre(pixels: np.ndarray, size: int | None) -> np.ndarray:
@@ -112,29 +116,39 @@ def centre(pixels: np.ndarray, size: int | None) -> np.ndarray:
     return pixels[top:top + size, left:left + size]
 
 
-def measure(methods: list[Method], sets: list[str], data: Path, limit: int | None, crop: int | None) -> list[dict]:
+def measure(methods: list[Method], sets: list[str], data: Path, limit: int | None, crop: int | None,
+            subset: int, subset_crop: int | None) -> list[dict]:
+    """Every fast method on whole sets (`limit`, `crop`), then every method on the subset, if any is slow."""
     rows = []
     for set_name in sets:
         images = [(name, centre(b, crop), centre(s, crop)) for name, b, s in SETS[set_name](data, limit)]
-        for method in methods:
-            scores, seconds, pixels_done = [], 0.0, 0
-            for _, blurry, sharp in images:
-                start = time.perf_counter()
-                output = method.restore(blurry)
-                seconds += time.perf_counter() - start
-                pixels_done += blurry.shape[0] * blurry.shape[1]
-                out, ref = _chw(np.clip(output, 0, 1)), _chw(sharp)
-                if ref.shape[1] == 1 and out.shape[1] == 3:
-                    out = out.mean(1, keepdim=True)
-                scores.append((psnr(out, ref).item(), ssim(out, ref).item()))
-            mean = np.mean(scores, axis=0)
-            row = {"set": set_name, "method": method.label, "images": len(images), "psnr": round(float(mean[0]), 3),
-                   "ssim": round(float(mean[1]), 4),
-                   "seconds_per_mp": None if method.label == "blurry input" else round(seconds / (pixels_done / 1e6), 2)}
-            rows.append(row)
-            print(f"{set_name:<9}{method.label:<34}{row['images']:>4}{row['psnr']:>9.2f}{row['ssim']:>8.4f}"
-                  f"{row['seconds_per_mp'] if row['seconds_per_mp'] is not None else '-':>9}", flush=True)
+        scope = "all" if limit is None and crop is None else f"first {limit or 'all'}, centre {crop or 'full'}"
+        rows += [_score(set_name, scope, method, images) for method in methods if not method.slow]
+        if any(method.slow for method in methods):
+            chosen = [(name, centre(b, subset_crop), centre(s, subset_crop)) for name, b, s in images[:subset]]
+            scope = f"first {subset}, centre {subset_crop or 'full'}"
+            rows += [_score(set_name, scope, method, chosen) for method in methods]
     return rows
+
+
+def _score(set_name: str, scope: str, method: Method, images: list) -> dict:
+    scores, seconds, pixels_done = [], 0.0, 0
+    for _, blurry, sharp in images:
+        start = time.perf_counter()
+        output = method.restore(blurry)
+        seconds += time.perf_counter() - start
+        pixels_done += blurry.shape[0] * blurry.shape[1]
+        out, ref = _chw(np.clip(output, 0, 1)), _chw(sharp)
+        if ref.shape[1] == 1 and out.shape[1] == 3:
+            out = out.mean(1, keepdim=True)
+        scores.append((psnr(out, ref).item(), ssim(out, ref).item()))
+    mean = np.mean(scores, axis=0)
+    row = {"set": set_name, "images": scope, "method": method.label, "count": len(images),
+           "psnr": round(float(mean[0]), 3), "ssim": round(float(mean[1]), 4),
+           "seconds_per_mp": None if method.label == "blurry input" else round(seconds / (pixels_done / 1e6), 2)}
+    print(f"{set_name:<9}{scope:<22}{method.label:<36}{row['count']:>4}{row['psnr']:>9.2f}{row['ssim']:>8.4f}"
+          f"{row['seconds_per_mp'] if row['seconds_per_mp'] is not None else '-':>9}", flush=True)
+    return row
 
 
 def main() -> None:
@@ -144,12 +158,14 @@ def main() -> None:
     parser.add_argument("--adapt", action="store_true", help="also each model + test-time adaptation")
     parser.add_argument("--dvsr-settings", nargs="+", default=["0", "10x4", "100"],
                         help="diffusion models: STEPSxSAMPLES settings to measure (0: the predictor alone)")
-    parser.add_argument("--adapt-iters", type=int, default=5)
+    parser.add_argument("--adapt-iters", type=int, default=20, help="the deblur adapt default")
     parser.add_argument("--adapt-lr", type=float, default=5e-6, help="the deblur adapt default")
     parser.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
     parser.add_argument("--limit", type=int, default=None, help="images per set (default: all)")
     parser.add_argument("--crop", type=int, default=None, help="score only the centre SIZE px of each image "
-                                                               "(for slow settings such as 500 diffusion steps)")
+                                                               "(all rows)")
+    parser.add_argument("--subset", type=int, default=4, help="images per set for the slow rows")
+    parser.add_argument("--subset-crop", type=int, default=256, help="their centre crop in px (0: whole)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--json", type=Path, default=Path(__file__).with_name("results") / "quality.json")
@@ -174,15 +190,16 @@ def main() -> None:
         if args.adapt and loaded.reblur is not None:
             methods.append(adapt_method(f"{label} + adapt ({args.adapt_iters} it, lr {args.adapt_lr:g})", load(),
                                         args.device, args.adapt_iters, args.adapt_lr, adapt_log))
-    print(f"{'set':<9}{'method':<34}{'n':>4}{'PSNR':>9}{'SSIM':>8}{'s/MP':>9}")
-    rows = measure(methods, args.sets, args.data, args.limit, args.crop)
+    print(f"{'set':<9}{'images':<22}{'method':<36}{'n':>4}{'PSNR':>9}{'SSIM':>8}{'s/MP':>9}")
+    rows = measure(methods, args.sets, args.data, args.limit, args.crop, args.subset, args.subset_crop or None)
     adaptation = {label: {"self_reblur_before": round(float(np.mean([r["self_reblur_before"] for r in runs])), 6),
                           "self_reblur_after": round(float(np.mean([r["self_reblur_after"] for r in runs])), 6),
                           "photos": len(runs)} for label, runs in adapt_log.items()}
     for label, summary in adaptation.items():
         print(f"{label}: mean self-reblur loss {summary['self_reblur_before']:.5f} -> {summary['self_reblur_after']:.5f}"
               f" over {summary['photos']} photos")
-    machine = {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch": torch.__version__}
+    machine = {"platform": platform.platform(), "cpu_count": os.cpu_count(), "threads": torch.get_num_threads(),
+               "torch": torch.__version__}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"machine": machine, "command": " ".join(["python bench/quality.py", *sys.argv[1:]]), "results": rows, "adaptation": adaptation}, indent=2))
     print(f"wrote {args.json}")
