@@ -58,6 +58,8 @@ def test_a_full_entry_is_read_into_typed_fields():
     ({"config": [1, 2]}, "'config' must be dict"),
     ({"inference": {"precision": "fp16"}}, "inference.precision must be one of auto, fp32"),
     ({"inference": {"overlap": -1}}, "overlap must not be negative"),
+    ({"inference": {"steps_cpu": -5}}, "steps_cpu must not be negative"),
+    ({"inference": {"steps_gpu": "many"}}, "steps_gpu"),
 ])
 def test_malformed_entries_name_the_field(fields, message):
     with pytest.raises(ModelError, match=message):

@@ -128,3 +128,22 @@ def test_models_list_does_not_import_torch(published):
             "print(r.exit_code, 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["0", "False"]
+
+
+def test_info_shows_the_training_recipe_and_the_measurements(published):
+    data = json.loads(published.manifest.read_text())
+    data["models"]["tiny"]["training"] = {
+        "data": "sharp photos", "phases": [{"steps": 600, "wall_seconds": 1800, "hardware": "2 CPU cores",
+                                            "command": "deblur train --model xydeblur --steps 600",
+                                            "final_validation": {"val_psnr": 21.2, "blurry_psnr": 20.4}}]}
+    data["models"]["tiny"]["metrics"] = [{"set": "gopro", "images": "all", "setting": "default", "psnr": 27.5,
+                                          "ssim": 0.81, "blurry_psnr": 26.2, "blurry_ssim": 0.78,
+                                          "seconds_per_mp": 3.1, "command": "python bench/quality.py"}]
+    published.manifest.write_text(json.dumps(data))
+    result = deblur("models", "info", "tiny")
+    assert result.exit_code == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    assert "training phase 1: 600 steps, 30 min on 2 CPU cores; validation PSNR 21.20 dB (blurry 20.40)" in text
+    assert "deblur train --model xydeblur --steps 600" in text
+    assert "measured on gopro (all), default: PSNR 27.5 dB (blurry 26.20 dB), SSIM 0.81, 3.1 s/MP" in text
+    assert "measured with: python bench/quality.py" in text

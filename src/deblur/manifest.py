@@ -155,8 +155,9 @@ def _parse_entry(check: _Checker, name: str, raw) -> ManifestEntry:
     inference = dict(check.expect(raw.get("inference", {}), dict, f"{at} 'inference'"))
     if inference.get("precision", "auto") not in PRECISIONS:
         check.fail(f"{at} inference.precision must be one of {', '.join(PRECISIONS)}")
-    if "overlap" in inference and check.expect(inference["overlap"], int, f"{at} inference.overlap") < 0:
-        check.fail(f"{at} inference.overlap must not be negative")
+    for key in ("overlap", "steps_cpu", "steps_gpu"):  # steps: diffusion models' default --steps
+        if key in inference and check.expect(inference[key], int, f"{at} inference.{key}") < 0:
+            check.fail(f"{at} inference.{key} must not be negative")
     licence = raw.get("licence")
     if licence is not None:
         check.expect(licence, str, f"{at} 'licence'")

@@ -107,11 +107,39 @@ def info(name: NameArgument, as_json: JsonOption = False) -> None:
                          + (f", at {where}" if where else ""))
         if entry.hub:
             lines.append(f"hub: {entry.hub.repo_id} at commit {entry.hub.revision}")
-        lines += [f"{key}: {json.dumps(value)}" for key, value in
-                  (("training", entry.training), ("metrics", entry.metrics), ("inference", entry.inference))
-                  if value]
+        lines += _training_lines(entry.training) + _metric_lines(entry.metrics)
+        if entry.inference:
+            lines.append("inference defaults: " + ", ".join(f"{k} {v}" for k, v in entry.inference.items()))
         for line in lines:
             reporter.out.print(line, highlight=False, markup=False)
+
+
+def _training_lines(training: dict) -> list[str]:
+    """The training record, one fact a line; each phase with its exact command."""
+    lines = [f"training {key.replace('_', ' ')}: {value if isinstance(value, str) else json.dumps(value)}"
+             for key, value in training.items() if key != "phases"]
+    for number, phase in enumerate(training.get("phases", []), 1):
+        minutes = f", {phase['wall_seconds'] / 60:.0f} min" if phase.get("wall_seconds") else ""
+        validation = phase.get("final_validation") or {}
+        scores = (f"; validation PSNR {validation['val_psnr']:.2f} dB (blurry {validation['blurry_psnr']:.2f})"
+                  if "val_psnr" in validation and "blurry_psnr" in validation else "")
+        lines.append(f"training phase {number}: {phase.get('steps')} steps{minutes} on {phase.get('hardware', '?')}"
+                     f"{scores}")
+        lines.append(f"  {phase.get('command', '')}")
+    return lines
+
+
+def _metric_lines(metrics: list) -> list[str]:
+    """Measured quality, one set and setting a line, beside the blurry input's score."""
+    lines = []
+    for row in metrics:
+        blurry = f" (blurry {row['blurry_psnr']:.2f} dB)" if "blurry_psnr" in row else ""
+        speed = f", {row['seconds_per_mp']} s/MP" if row.get("seconds_per_mp") is not None else ""
+        lines.append(f"measured on {row.get('set')} ({row.get('images', 'all')}), {row.get('setting', 'default')}: "
+                     f"PSNR {row.get('psnr')} dB{blurry}, SSIM {row.get('ssim')}{speed}")
+    commands = sorted({row["command"] for row in metrics if row.get("command")})
+    lines += [f"measured with: {command}" for command in commands]
+    return lines
 
 
 @app.command("download")

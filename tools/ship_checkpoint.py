@@ -1,0 +1,131 @@
+"""Bundle a trained run as a shipped model: the checkpoint into src/deblur/weights/, its entry into the manifest.
+
+    python tools/ship_checkpoint.py xydeblur /work/runs/xydeblur-tiny-reblur --hardware "2 CPU cores"
+
+The checkpoint is the run's EMA weights (and reblurring module), stored in fp16 unless --fp32.
+The manifest entry gets the file's sha256 and size, the configuration, the licence note, and the
+training recipe: every run in the chain of `--weights` initialisations that led to this one, each
+as the exact `deblur train` / `deblur finetune` command with its steps and wall time. Metrics are
+added afterwards by tools/record_metrics.py from bench/quality.py's JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from deblur.checkpoints import checkpoint_arch, read_checkpoint, split_reblur, write_checkpoint
+from deblur.checksums import sha256_file
+
+ROOT = Path(__file__).resolve().parents[1]
+MANIFEST = ROOT / "weights_manifest.json"
+WEIGHTS = ROOT / "src" / "deblur" / "weights"
+LICENCE = "research use only"  # short: `deblur models list` shows it in a column; DATA_LICENCE says why
+DATA_LICENCE = ("Weights: trained by the deblur project, released with the code (MIT), but the training photos are "
+           "research-use sets (BSDS500/Corel, Sun-Hays 80 and Urban100 from Flickr, DIV2K validation, McMaster; "
+           "copyright stays with their owners), so treat the weights as for research and evaluation, and retrain "
+           "on data you may use commercially before relying on them for that.")
+TRAINING_DATA = ("../shared/data/train-sharp (BSDS500 432, Sun-Hays 80, Urban100 12, DIV2K 3, McMaster 18 photos), "
+                 "blurred on the fly: camera shake, Gaussian, defocus and spatially varying blur, Poisson-Gaussian "
+                 "noise, JPEG; validated on val-sharp/kodak24 with fixed seeded blur (never trained on)")
+# TrainConfig fields that `deblur train` / `deblur finetune` take as --flags of the same name
+FLAGS = ("steps", "batch_size", "crop", "lr", "optimizer", "schedule", "warmup", "step_every", "clip", "ema",
+         "fft_weight", "reblur_weight", "predictor_weight", "seed", "val_every", "log_every")
+
+
+def _data_path(path: str) -> str:
+    """Paths under the shared data folder, written as the README's commands spell them."""
+    marker = "/shared/data/"
+    return "../shared/data/" + path.split(marker, 1)[1] if marker in path else path
+
+
+def run_command(config: dict) -> str:
+    train, data = config["train"], config["data"]
+    words = ["deblur", "train" if config.get("init") is None else "finetune"]
+    if config.get("init") is not None:
+        words += ["--weights", Path(config["init"]).parent.name + "/model.safetensors"]
+    else:
+        words += ["--model", train["arch"]]
+        words += [f"--config {key}={value}" for key, value in sorted(train["config"].items())]
+    words += [_data_path(p) for p in data["pairs"]]
+    words += [f"--sharp {_data_path(p)}" for p in data["sharp"]]
+    if data.get("val"):
+        words += ["--val", _data_path(data["val"])]
+    words += [f"--{name.replace('_', '-')} {train[name]}" for name in FLAGS
+              if name in train]  # a field newer than the run took its default
+    return " ".join(words)
+
+
+def _wall_seconds(log: Path) -> float | None:
+    """From the first logged step, extrapolated back to step 0, to the last record."""
+    records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    steps = [r for r in records if r.get("kind") == "train"]
+    if len(steps) < 2:
+        return None
+    per_step = (steps[-1]["time"] - steps[0]["time"]) / max(1, steps[-1]["step"] - steps[0]["step"])
+    return round(records[-1]["time"] - steps[0]["time"] + per_step * steps[0]["step"], 1)
+
+
+def recipe(run_dir: Path, hardware: str) -> list[dict]:
+    """Every run from the first `deblur train` to this one, oldest first."""
+    phases = []
+    while True:
+        config = json.loads((run_dir / "config.json").read_text())
+        val = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()
+               if '"kind": "val"' in line]
+        phases.append({"run": run_dir.name, "command": run_command(config), "steps": config["train"]["steps"],
+                       "wall_seconds": _wall_seconds(run_dir / "log.jsonl"), "hardware": hardware,
+                       "final_validation": {k: round(v, 3) for k, v in val[-1].items()
+                                            if k.startswith(("val_", "blurry_"))} if val else None})
+        if config.get("init") is None:
+            return phases[::-1]
+        run_dir = Path(config["init"]).parent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("name", help="the model's name in the manifest")
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--hardware", required=True, help="what the runs trained on, e.g. '2 CPU cores'")
+    parser.add_argument("--description", default=None)
+    parser.add_argument("--fp32", action="store_true", help="keep fp32 (when half precision hurts the model)")
+    parser.add_argument("--inference", default="{}", help="JSON: the entry's inference defaults")
+    args = parser.parse_args()
+
+    source = args.run_dir / "model.safetensors"
+    state, metadata = read_checkpoint(source)
+    arch, config = checkpoint_arch(metadata, source)
+    network, reblur, reblur_config = split_reblur(state, metadata, source)
+    dtype = torch.float32 if args.fp32 else torch.float16
+    cast = {k: v.to(dtype) if v.is_floating_point() else v for k, v in network.items()}
+    reblur_cast = None if reblur is None else ({k: v.to(dtype) if v.is_floating_point() else v
+                                               for k, v in reblur.items()}, reblur_config)
+    target = WEIGHTS / f"{args.name}.safetensors"
+    write_checkpoint(target, cast, arch, config, reblur=reblur_cast)
+
+    manifest = json.loads(MANIFEST.read_text())
+    old = manifest["models"].get(args.name, {})
+    manifest["models"][args.name] = {
+        "arch": arch,
+        "description": args.description or old.get("description", ""),
+        "config": config,
+        "files": {"weights": {"filename": target.name, "sha256": sha256_file(target), "size": target.stat().st_size}},
+        "sources": {"bundled": True},
+        "licence": LICENCE,
+        "training": {"data": TRAINING_DATA,
+                     "data_licence": DATA_LICENCE,
+                     "precision": "fp32" if args.fp32 else "fp16",
+                     "reblur_module": reblur is not None,
+                     "phases": recipe(args.run_dir, args.hardware)},
+        "metrics": old.get("metrics", []),
+        "inference": {**old.get("inference", {}), **json.loads(args.inference)},
+    }
+    MANIFEST.write_text(json.dumps(manifest, indent=2) + "\n")
+    print(f"{target} ({target.stat().st_size} bytes) and the '{args.name}' entry of {MANIFEST.name} written")
+
+
+if __name__ == "__main__":
+    main()
