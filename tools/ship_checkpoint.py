@@ -19,6 +19,7 @@ import torch
 
 from deblur.checkpoints import checkpoint_arch, read_checkpoint, split_reblur, write_checkpoint
 from deblur.checksums import sha256_file
+from deblur.training.run_dir import RunDir
 
 ROOT = Path(__file__).resolve().parents[1]
 MANIFEST = ROOT / "weights_manifest.json"
@@ -74,9 +75,13 @@ def recipe(run_dir: Path, hardware: str) -> list[dict]:
     phases = []
     while True:
         config = json.loads((run_dir / "config.json").read_text())
-        val = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()
-               if '"kind": "val"' in line]
-        phases.append({"run": run_dir.name, "command": run_command(config), "steps": config["train"]["steps"],
+        records = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines() if line.strip()]
+        val = [r for r in records if r.get("kind") == "val"]
+        done = RunDir(run_dir).load_state("cpu")["step"]  # the saved step: the log may end before it
+        planned = config["train"]["steps"]
+        phases.append({"run": run_dir.name, "command": run_command(config), "steps": done,
+                       **({"stopped": f"after {done} of {planned} planned steps (the learning-rate schedule "
+                                      f"was laid out for {planned})"} if done < planned else {}),
                        "wall_seconds": _wall_seconds(run_dir / "log.jsonl"), "hardware": hardware,
                        "final_validation": {k: round(v, 3) for k, v in val[-1].items()
                                             if k.startswith(("val_", "blurry_"))} if val else None})

@@ -126,6 +126,8 @@ def _training_lines(training: dict) -> list[str]:
         lines.append(f"training phase {number}: {phase.get('steps')} steps{minutes} on {phase.get('hardware', '?')}"
                      f"{scores}")
         lines.append(f"  {phase.get('command', '')}")
+        if phase.get("stopped"):
+            lines.append(f"  stopped {phase['stopped']}")
     return lines
 
 
