@@ -61,7 +61,10 @@ def test_rgba_png_keeps_alpha_through_the_cli(tmp_path, tiny_weights):
     np.testing.assert_array_equal(out[:, :, 3], data[:, :, 3])
 
 
-def test_missing_weights_exit_3_with_advice(photo_folder):
+def test_a_model_without_a_checkpoint_is_exit_3_with_advice(photo_folder, tmp_path, monkeypatch):
+    catalogue = tmp_path / "zoo.json"  # a catalogue entry whose checkpoint was never published
+    catalogue.write_text(json.dumps({"schema": 1, "default_model": "future", "models": {"future": {"arch": "xydeblur"}}}))
+    monkeypatch.setenv("DEBLUR_MANIFEST", str(catalogue))
     result = deblur(photo_folder / "a.jpg")
     assert result.exit_code == 3
     assert "--weights" in result.stderr
