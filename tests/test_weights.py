@@ -69,3 +69,24 @@ def test_written_checkpoint_records_arch_and_config(tmp_path):
     write_checkpoint(tmp_path / "c.safetensors", build_network("xydeblur", TINY).state_dict(), "xydeblur", TINY)
     _, metadata = read_checkpoint(tmp_path / "c.safetensors")
     assert metadata["arch"] == "xydeblur" and json.loads(metadata["config"]) == TINY
+
+
+def test_the_same_checkpoint_is_written_byte_for_byte_the_same(tmp_path):
+    """Reproducible files: shipping the same weights again must not change the manifest's sha256."""
+    from deblur.checkpoints import read_checkpoint
+
+    torch.manual_seed(0)
+    state = build_network("xydeblur", TINY).state_dict()
+    reblur = build_network("reblur", {"width": 8}).state_dict()
+    extra = {"step": 12, "trained_by": "deblur", "note": "x"}
+    for name in ("a", "b", "c"):
+        write_checkpoint(tmp_path / f"{name}.safetensors", state, "xydeblur", TINY, extra=extra,
+                         reblur=(reblur, {"width": 8}))
+    blobs = {(tmp_path / f"{name}.safetensors").read_bytes() for name in ("a", "b", "c")}
+    assert len(blobs) == 1
+    loaded, metadata = read_checkpoint(tmp_path / "a.safetensors")
+    assert metadata["reblur_config"] == '{"width": 8}' and metadata["step"] == "12"
+    expected = {**state, **{"reblur." + k: v for k, v in reblur.items()}}
+    assert loaded.keys() == expected.keys()
+    for key, value in expected.items():
+        torch.testing.assert_close(loaded[key], value)

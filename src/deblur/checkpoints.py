@@ -89,4 +89,13 @@ def write_checkpoint(path: str | os.PathLike, state: dict, arch: str, config: di
         tensors.update({REBLUR_PREFIX + k: v for k, v in reblur_state.items()})
         metadata["reblur_config"] = json.dumps(reblur_config, sort_keys=True)
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-    write_atomic(Path(path), save(tensors, metadata=metadata), overwrite=True)
+    write_atomic(Path(path), _canonical_header(save(tensors, metadata=metadata)), overwrite=True)
+
+
+def _canonical_header(blob: bytes) -> bytes:
+    """The same tensors and metadata always give the same bytes (and sha256): safetensors writes its
+    metadata in hash-map order, so the header is re-written with sorted keys. Offsets are unchanged."""
+    (size,) = struct.unpack("<Q", blob[:8])
+    header = json.dumps(json.loads(blob[8:8 + size]), sort_keys=True, separators=(",", ":")).encode()
+    header += b" " * (-len(header) % 8)  # the format pads the header to a multiple of 8 bytes
+    return struct.pack("<Q", len(header)) + header + blob[8 + size:]
