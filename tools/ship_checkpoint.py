@@ -26,9 +26,9 @@ MANIFEST = ROOT / "weights_manifest.json"
 WEIGHTS = ROOT / "src" / "deblur" / "weights"
 LICENCE = "research use only"  # short: `deblur models list` shows it in a column; DATA_LICENCE says why
 DATA_LICENCE = ("Weights: trained by the deblur project, released with the code (MIT), but the training photos are "
-           "research-use sets (BSDS500/Corel, Sun-Hays 80 and Urban100 from Flickr, DIV2K validation, McMaster; "
-           "copyright stays with their owners), so treat the weights as for research and evaluation, and retrain "
-           "on data you may use commercially before relying on them for that.")
+                "research-use sets (BSDS500/Corel, Sun-Hays 80 and Urban100 from Flickr, DIV2K validation, McMaster; "
+                "copyright stays with their owners), so treat the weights as for research and evaluation, and "
+                "retrain on data you may use commercially before relying on them for that.")
 TRAINING_DATA = ("../shared/data/train-sharp (BSDS500 432, Sun-Hays 80, Urban100 12, DIV2K 3, McMaster 18 photos), "
                  "blurred on the fly: camera shake, Gaussian, defocus and spatially varying blur, Poisson-Gaussian "
                  "noise, JPEG; validated on val-sharp/kodak24 with fixed seeded blur (never trained on)")
@@ -60,9 +60,8 @@ def run_command(config: dict) -> str:
     return " ".join(words)
 
 
-def _wall_seconds(log: Path) -> float | None:
-    """From the first logged step, extrapolated back to step 0, to the last record."""
-    records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+def _wall_seconds(records: list[dict]) -> float | None:
+    """From the first logged step, extrapolated back to step 0, to the last record of the run's log."""
     steps = [r for r in records if r.get("kind") == "train"]
     if len(steps) < 2:
         return None
@@ -74,20 +73,26 @@ def recipe(run_dir: Path, hardware: str) -> list[dict]:
     """Every run from the first `deblur train` to this one, oldest first."""
     phases = []
     while True:
-        config = json.loads((run_dir / "config.json").read_text())
-        records = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines() if line.strip()]
+        run = RunDir(run_dir)
+        config = run.read_config()
+        records = [json.loads(line) for line in run.log_file.read_text().splitlines() if line.strip()]
         val = [r for r in records if r.get("kind") == "val"]
-        done = RunDir(run_dir).load_state("cpu")["step"]  # the saved step: the log may end before it
+        done = run.load_state("cpu")["step"]  # the saved step: the log may end before it
         planned = config["train"]["steps"]
         phases.append({"run": run_dir.name, "command": run_command(config), "steps": done,
                        **({"stopped": f"after {done} of {planned} planned steps (the learning-rate schedule "
                                       f"was laid out for {planned})"} if done < planned else {}),
-                       "wall_seconds": _wall_seconds(run_dir / "log.jsonl"), "hardware": hardware,
+                       "wall_seconds": _wall_seconds(records), "hardware": hardware,
                        "final_validation": {k: round(v, 3) for k, v in val[-1].items()
                                             if k.startswith(("val_", "blurry_"))} if val else None})
         if config.get("init") is None:
             return phases[::-1]
         run_dir = Path(config["init"]).parent
+
+
+def _cast(state: dict, dtype: torch.dtype) -> dict:
+    """Floating-point tensors in `dtype`; integer buffers as they are."""
+    return {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
 
 
 def main() -> None:
@@ -100,16 +105,14 @@ def main() -> None:
     parser.add_argument("--inference", default="{}", help="JSON: the entry's inference defaults")
     args = parser.parse_args()
 
-    source = args.run_dir / "model.safetensors"
+    source = RunDir(args.run_dir).model_file
     state, metadata = read_checkpoint(source)
     arch, config = checkpoint_arch(metadata, source)
     network, reblur, reblur_config = split_reblur(state, metadata, source)
     dtype = torch.float32 if args.fp32 else torch.float16
-    cast = {k: v.to(dtype) if v.is_floating_point() else v for k, v in network.items()}
-    reblur_cast = None if reblur is None else ({k: v.to(dtype) if v.is_floating_point() else v
-                                               for k, v in reblur.items()}, reblur_config)
     target = WEIGHTS / f"{args.name}.safetensors"
-    write_checkpoint(target, cast, arch, config, reblur=reblur_cast)
+    write_checkpoint(target, _cast(network, dtype), arch, config,
+                     reblur=None if reblur is None else (_cast(reblur, dtype), reblur_config))
 
     manifest = json.loads(MANIFEST.read_text())
     old = manifest["models"].get(args.name, {})
