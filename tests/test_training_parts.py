@@ -164,3 +164,20 @@ def test_pixels_are_uint8_rgb_even_for_gray_and_16_bit(tmp_path):
 
     Image.fromarray(np.full((4, 4), 128, np.uint8)).save(tmp_path / "g.png")
     assert to_uint8_rgb(tmp_path / "g.png").shape == (4, 4, 3)
+
+
+@pytest.mark.parametrize("native, amp, expected", [(True, True, "bf16"), (True, False, "fp32"), (False, True, "fp32")])
+def test_cpu_training_uses_bf16_only_where_the_processor_has_it(monkeypatch, tmp_path, native, amp, expected):
+    from deblur import devices
+    from deblur.training.run_dir import RunDir
+    from deblur.training.trainer import Trainer
+
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: native)
+    config = TrainConfig(config={"width": 4, "blocks": 1}, steps=1, crop=16, amp=amp, ema=0.9)
+    trainer = Trainer(config, None, None, RunDir(tmp_path), "cpu")
+    assert trainer.precision == expected
+    blurry, sharp = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16)
+    trainer.train_step(blurry, sharp)
+    # master weights and their average stay fp32 whatever the compute precision
+    assert all(p.dtype == torch.float32 for p in trainer.network.parameters())
+    assert all(v.dtype == torch.float32 for v in trainer.ema.state_dict().values())

@@ -90,6 +90,22 @@ def choose(device: str = "auto", precision: str = "auto", supports_fp16: bool = 
     return DeviceChoice(dev, prec, f"{label}, {prec} ({how})")
 
 
+def cpu_has_native_bf16() -> bool:
+    """True where the CPU computes bf16 in hardware (AVX-512 BF16 or AMX), read from its feature flags.
+
+    Elsewhere bf16 on the CPU is emulated and slower than fp32, so it is never guessed from the vendor.
+    """
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    return False
+
+
 def uses_channels_last(device: torch.device) -> bool:
     """NHWC convolutions measured 15-20% faster on the CPU; they are the fast path on CUDA too."""
     return device.type in ("cpu", "cuda")

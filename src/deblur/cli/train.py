@@ -52,7 +52,9 @@ Seed = Annotated[int, typer.Option(help="Random seed (data, blur and initial wei
 ValEvery = Annotated[int, typer.Option("--val-every", help="Validate and save every N steps.")]
 LogEvery = Annotated[int, typer.Option("--log-every", help="Log every N steps.")]
 Device = Annotated[str, typer.Option(envvar="DEBLUR_DEVICE", help="auto, cpu, cuda, cuda:N or mps.")]
-Amp = Annotated[bool, typer.Option("--amp/--no-amp", help="Mixed precision on CUDA.")]
+Amp = Annotated[bool, typer.Option("--amp/--no-amp", help="Mixed precision: bf16/fp16 on CUDA, bf16 on CPUs "
+                                                           "that compute it natively (AVX-512 BF16, AMX); "
+                                                           "--no-amp forces fp32.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only.")]
 Json = Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")]
 

@@ -45,7 +45,7 @@ class TrainingView:
         if kind == "start":
             self.run_dir, self.steps = event["run_dir"], event["steps"]
             self.reporter.info(
-                f"training in {event['run_dir']} on {event['device']}"
+                f"training in {event['run_dir']} on {event['device']} ({event['precision']})"
                 + (f" x{event['world_size']} processes" if event["world_size"] > 1 else "")
                 + f": {event['paired']} pairs, {event['sharp']} sharp photos, {event['validation']} for validation"
                 + (f"; resuming at step {event['step']}" if event["step"] else ""))

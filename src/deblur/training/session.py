@@ -127,7 +127,8 @@ def _start(config, sources, run_dir, device, resume, steps, init, on_event, cont
     elif context.is_main:
         run.write_config({"train": asdict(config), "data": asdict(sources),
                           "init": (init or {}).get("source")})
-    on_event({"kind": "start", "run_dir": str(run.path), "device": str(device), "step": trainer.step,
+    on_event({"kind": "start", "run_dir": str(run.path), "device": str(device),
+              "precision": trainer.precision, "step": trainer.step,
               "steps": config.steps, "world_size": context.world_size, **data.counts})
     summary = trainer.run(on_event)
     summary.update(run_dir=str(run.path), model=str(run.model_file))

@@ -3,7 +3,8 @@
 Each step (models.md section 4.4): L = M_D(B); M_R is updated on L_Blur + L_Sharp with L detached;
 then M_D is updated on L1 (+ FFT) + lambda * ||M_R(L) - M_R(S)|| with M_R frozen. Separate
 optimisers, the same warm-up + cosine (or step) schedule, gradient clipping, an EMA of M_D's
-weights (validated and saved), mixed precision on CUDA, distributed data parallel under torchrun.
+weights (validated and saved), mixed precision on CUDA and bf16 on CPUs that compute it natively
+(master weights, optimisers and EMA stay fp32), distributed data parallel under torchrun.
 
 The library reports through `on_event(dict)`; it never prints.
 """
@@ -17,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
+from deblur import devices
 from deblur.archs.registry import REBLUR, build_network, get_arch
 from deblur.errors import UsageError
 from deblur.metrics import psnr, ssim
@@ -48,7 +50,7 @@ class TrainConfig:
     val_diffusion_steps: int = 10  # DvSR only: also validate sampling with this many steps (0: predictor only)
     reblur_config: dict = field(default_factory=lambda: dict(REBLUR.default_config))
     reblur_lr: float = 1e-4
-    amp: bool = True  # mixed precision where it helps (CUDA); ignored on the CPU
+    amp: bool = True  # mixed precision where it helps: CUDA, and CPUs with native bf16; False forces fp32
     seed: int = 0
     val_every: int = 500
     val_count: int = 8
@@ -103,17 +105,19 @@ class Trainer:
         self.dist = distributed.current()
         torch.manual_seed(config.seed)  # the same initial weights on every process
 
-        self.network = build_network(config.arch, config.config).to(self.device)
+        self.network = build_network(config.arch, config.config)
         if init_state is not None:
             self.network.load_state_dict(init_state)
+        self.network = devices.prepare_network(self.network, self.device)
         self.model = self.dist.wrap(self.network)
         self.opt = self._optimizer(self.network.parameters(), config.lr)
 
         self.reblur = self.reblur_model = self.opt_reblur = None
         if config.reblur_weight > 0:
-            self.reblur = build_network("reblur", config.reblur_config).to(self.device)
+            self.reblur = build_network("reblur", config.reblur_config)
             if init_reblur is not None:
                 self.reblur.load_state_dict(init_reblur)
+            self.reblur = devices.prepare_network(self.reblur, self.device)
             self.reblur_model = self.dist.wrap(self.reblur)
             self.opt_reblur = self._optimizer(self.reblur.parameters(), config.reblur_lr)
 
@@ -131,14 +135,22 @@ class Trainer:
         return kind(params, lr=lr, weight_decay=self.config.weight_decay)
 
     def _autocast_dtype(self):
-        if not self.config.amp or self.device.type != "cuda":
+        if not self.config.amp:
             return None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        if self.device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        if self.device.type == "cpu" and devices.cpu_has_native_bf16():
+            return torch.bfloat16  # measured 2-3x faster than fp32 with channels-last (AVX-512 BF16)
+        return None
+
+    @property
+    def precision(self) -> str:
+        return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.autocast_dtype]
 
     def _autocast(self):
         if self.autocast_dtype is None:
             return torch.autocast(self.device.type, enabled=False)
-        return torch.autocast("cuda", dtype=self.autocast_dtype)
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
     # -- state -------------------------------------------------------------------------------------
 
@@ -309,6 +321,8 @@ class Trainer:
         try:
             while self.step < config.steps:
                 blurry, sharp = self.batches.batch(config.seed, self.step, self.dist.rank)
+                if devices.uses_channels_last(self.device):
+                    blurry, sharp = (t.contiguous(memory_format=torch.channels_last) for t in (blurry, sharp))
                 terms = self.train_step(blurry, sharp)
                 window_steps += 1
                 if self.step % config.log_every == 0 or self.step == config.steps:
