@@ -59,7 +59,7 @@ def test_missing_checkpoint_says_how_to_get_one():
 
 
 def test_unknown_model_lists_the_known_ones(tiny_weights):
-    with pytest.raises(ModelError, match="known models: dvsr, xydeblur"):
+    with pytest.raises(ModelError, match="known models: dvsr, shake, xydeblur"):
         load_model("nafnet", tiny_weights)
 
 

@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Callable
 
 from deblur.errors import DeblurError, DeviceError, ModelError
+from deblur.files import write_atomic
 from deblur.imageio import read_photo, side_by_side, write_photo
 from deblur.inputs import Job
 from deblur.restore import Restorer
+from deblur.shake.kernel_file import kernel_png, with_kernel_inset
 
 
 @dataclass(frozen=True)
@@ -64,11 +66,15 @@ def restore_file(job: Job, restorer: Restorer, options: WriteOptions = WriteOpti
     warnings = list(report.warnings)
     warnings += write_photo(restored, job.output, fmt, options.quality, options.overwrite, options.keep_metadata)
     if job.compare:
-        write_photo(side_by_side(photo, restored), job.compare, fmt, options.quality, options.overwrite,
+        after = restored if report.kernel is None else replace(restored, pixels=with_kernel_inset(pixels, report.kernel))
+        write_photo(side_by_side(photo, after), job.compare, fmt, options.quality, options.overwrite,
                     options.keep_metadata)
+    if job.kernel and report.kernel is not None:
+        write_atomic(job.kernel, kernel_png(report.kernel), options.overwrite)
+    details = {**report.details, **(extra.as_json() if extra is not None else {})}
     return FileResult(source=job.source, output=job.output, ok=True, seconds=time.perf_counter() - start,
                       megapixels=photo.height * photo.width / 1e6, tile=report.tile, warnings=warnings,
-                      details=extra.as_json() if extra is not None else {})
+                      details=details)
 
 
 def run_batch(jobs: list[Job], restorer: Restorer, options: WriteOptions = WriteOptions(),

@@ -16,6 +16,7 @@ from deblur.imageio import EXTENSIONS, FORMAT_EXTENSION, is_image_path
 
 GLOB_CHARS = set("*?[")
 COMPARE_SUFFIX = "_compare"
+KERNEL_SUFFIX = "_kernel"
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class Job:
     source: Path
     output: Path
     compare: Path | None = None  # side-by-side image, when asked for
+    kernel: Path | None = None  # the blur kernel as a PNG (the shake model), when asked for
 
 
 @dataclass
@@ -41,6 +43,7 @@ class OutputOptions:
     overwrite: bool = False
     skip_existing: bool = False
     compare: bool = False
+    kernel: bool = False
 
 
 def collect(paths: list[str], recursive: bool, options: OutputOptions, plan: Plan) -> list[tuple[Path, Path | None]]:
@@ -87,11 +90,12 @@ def _scan_folder(folder: Path, recursive: bool, options: OutputOptions, plan: Pl
 
 def _looks_like_output(path: Path, suffix: str) -> bool:
     stem = path.stem
-    return bool(suffix) and (stem.endswith(suffix) or stem.endswith(suffix + COMPARE_SUFFIX))
+    return bool(suffix) and any(stem.endswith(suffix + extra) for extra in ("", COMPARE_SUFFIX, KERNEL_SUFFIX))
 
 
-def output_path(source: Path, root: Path | None, options: OutputOptions, extra: str = "") -> Path:
-    extension = source.suffix if options.format == "auto" else FORMAT_EXTENSION[options.format]
+def output_path(source: Path, root: Path | None, options: OutputOptions, extra: str = "",
+                extension: str | None = None) -> Path:
+    extension = extension or (source.suffix if options.format == "auto" else FORMAT_EXTENSION[options.format])
     name = f"{source.stem}{options.suffix}{extra}{extension}"
     if options.output_dir is None:
         return source.with_name(name)
@@ -112,7 +116,8 @@ def plan_jobs(paths: list[str], recursive: bool, options: OutputOptions) -> Plan
         seen.add(source.resolve())
         output = output_path(source, root, options)
         compare = output_path(source, root, options, COMPARE_SUFFIX) if options.compare else None
-        problem = _output_problem(output, compare, inputs, claimed, options)
+        kernel = output_path(source, root, options, KERNEL_SUFFIX, ".png") if options.kernel else None
+        problem = _output_problem((output, compare, kernel), inputs, claimed, options)
         if problem == "exists" and (options.skip_existing or root is not None):
             # Found in a folder: re-running the same command resumes an interrupted batch.
             plan.skipped.append((source, f"'{output}' already exists (--overwrite to redo it)"))
@@ -122,15 +127,15 @@ def plan_jobs(paths: list[str], recursive: bool, options: OutputOptions) -> Plan
         elif problem:
             plan.failed.append((source, problem))
         else:
-            for target in (output, compare):
+            for target in (output, compare, kernel):
                 if target:
                     claimed[target.resolve()] = source.resolve()
-            plan.jobs.append(Job(source, output, compare))
+            plan.jobs.append(Job(source, output, compare, kernel))
     return plan
 
 
-def _output_problem(output, compare, inputs, claimed, options) -> str | None:
-    for target in (output, compare):
+def _output_problem(targets, inputs, claimed, options) -> str | None:
+    for target in targets:
         if target is None:
             continue
         resolved = target.resolve()

@@ -8,7 +8,7 @@ is not finite is recomputed in fp32.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -24,9 +24,11 @@ DEFAULT_OVERLAP = 32
 
 @dataclass
 class RestoreReport:
-    tile: int  # the tile size finally used
+    tile: int | None  # the tile size finally used (None: the photo was solved whole)
     tiles: int
     warnings: list[str]
+    details: dict = field(default_factory=dict)  # what the method reports in the JSON summary
+    kernel: np.ndarray | None = None  # the blur kernel a deconvolution used, if any
 
 
 class Restorer:

@@ -70,6 +70,13 @@ def load_model(name: str | None = None, weights: str | Path | None = None, manif
     """
     manifest = manifest or load_manifest()
     entry = manifest.entry(name or manifest.default_model)
+    spec = get_arch(entry.arch)
+    if not spec.needs_weights:
+        if weights is not None:
+            raise ModelError(f"model '{entry.name}' has no weights; --weights is for the networks")
+        return LoadedModel(name=entry.name, spec=spec, config={**spec.default_config, **entry.config},
+                           network=build_network(entry.arch, entry.config), source="built in",
+                           verification="no weights", inference=entry.inference)
     resolved = resolve_weights(manifest, entry.name, weights, offline, progress, store)
     path = resolved.path
     state, metadata = read_checkpoint(path)

@@ -23,8 +23,9 @@ class ArchSpec:
     bytes_per_pixel_per_width: float = 0.0
     config_keys: tuple = field(default=())
     width_key: str = "width"  # the config entry that memory grows with
-    objective: str = "direct"  # how it trains: "direct" (L1 to sharp) or "diffusion" (DvSR)
+    objective: str = "direct"  # how it trains: "direct" (L1 to sharp) or "diffusion" (DvSR); "classical": not trained
     default_sampler: str = "direct"
+    needs_weights: bool = True  # False: an algorithm with no checkpoint (the shake model)
 
     def bytes_per_pixel(self, config: dict) -> float:
         return self.bytes_per_pixel_per_width * {**self.default_config, **config}.get(self.width_key, 1)
@@ -40,6 +41,12 @@ def _build_reblur(**config):
     from deblur.archs.reblur import Reblur
 
     return Reblur(**config)
+
+
+def _build_shake(**config):
+    from deblur.shake.restorer import ShakeOptions
+
+    return ShakeOptions(**config)
 
 
 def _build_dvsr(**config):
@@ -72,6 +79,17 @@ ARCHS = {
         width_key="predictor_width",
         objective="diffusion",
         default_sampler="diffusion",
+    ),
+    # Blind camera-shake deconvolution: no network; its "network" is the ShakeOptions built from config.
+    "shake": ArchSpec(
+        name="shake",
+        build=_build_shake,
+        default_config={},
+        supports_fp16=False,
+        supports_bf16=False,
+        config_keys=("region_size", "max_kernel_size"),
+        objective="classical",
+        needs_weights=False,
     ),
 }
 

@@ -41,7 +41,11 @@ def _entries(manifest, names, all_by_default=True):
 
 def _loads_from(entry, statuses) -> str:
     """One word or phrase for where the model's weights would come from right now."""
+    from deblur.archs.registry import ARCHS
+
     origins = {status.origin for status in statuses}
+    if entry.arch in ARCHS and not ARCHS[entry.arch].needs_weights:
+        return "built in (no weights)"
     if not statuses:
         return "no checkpoint yet"
     if "missing" in origins:

@@ -27,7 +27,10 @@ FORMATS = "auto, jpeg, png, tiff, webp or bmp"
 # The options of every command that restores photos (`run`, `adapt`), declared once.
 Paths = Annotated[List[str], typer.Argument(help="Photos, folders or quoted globs.", show_default=False)]
 Model = Annotated[Optional[str], typer.Option("--model", "-m", envvar="DEBLUR_MODEL",
-                                              help="Model name from the manifest (default: xydeblur).")]
+                                              help="Model name from the manifest (default: xydeblur). shake: "
+                                                   "estimate the camera-shake kernel and deconvolve, for a still "
+                                                   "scene and a shaking hand; a photo with a moving subject (or "
+                                                   "no blur) fails its checks and gets the default network.")]
 Weights = Annotated[Optional[str], typer.Option("--weights", "-w", envvar="DEBLUR_WEIGHTS",
                                                 help="A .safetensors checkpoint to use instead of the model's: "
                                                      "a file or hf://ORG/REPO/FILE[@REVISION].")]
@@ -57,6 +60,14 @@ Samples = Annotated[int, typer.Option(min=1, help="Diffusion samples averaged pe
 Seed = Annotated[int, typer.Option(help="Diffusion noise seed: the same seed, the same result.")]
 ScheduleEnd = Annotated[Optional[float], typer.Option("--schedule-end", help="Diffusion: the last step's beta "
                                                       "(default: reach the training noise level).")]
+KernelFile = Annotated[Optional[Path], typer.Option("--kernel", help="shake: deconvolve with this known PSF (PNG or "
+                                                                    ".npy) instead of estimating one.")]
+Region = Annotated[Optional[str], typer.Option("--region", help="shake: estimate the kernel in X,Y,W,H (pixels) "
+                                                                "instead of a region chosen for its edges.")]
+KernelSize = Annotated[Optional[int], typer.Option("--kernel-size", min=3, help="shake: the kernel's size bound "
+                                                                                "in px, odd (default: probed).")]
+SaveKernel = Annotated[bool, typer.Option("--save-kernel", help="shake: also write NAME_SUFFIX_kernel.png, the "
+                                                                "kernel used (--kernel reads it back).")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only.")]
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Print more detail.")]
 Json = Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")]
@@ -69,17 +80,21 @@ def run(
     compare: Compare = False, strip_metadata: StripMetadata = False, device: Device = "auto",
     precision: Precision = "auto", tile: Tile = None, overlap: Overlap = None, sampler: Sampler = None,
     steps: Steps = None, samples: Samples = 1, seed: Seed = 0, schedule_end: ScheduleEnd = None,
+    kernel: KernelFile = None, region: Region = None, kernel_size: KernelSize = None,
+    save_kernel: SaveKernel = False,
     quiet: Quiet = False, verbose: Verbose = False, as_json: Json = False,
 ) -> None:
     engine = EngineOptions(model, weights, offline, device, precision, tile, overlap,
-                           SamplerOptions(sampler, steps, samples, seed, schedule_end))
+                           SamplerOptions(sampler, steps, samples, seed, schedule_end),
+                           ShakeRequest(kernel, region, kernel_size))
     restore_command(ctx, paths, engine,
                     output, recursive, suffix, fmt, quality, skip_existing, overwrite, compare, strip_metadata,
-                    quiet, verbose, as_json)
+                    quiet, verbose, as_json, save_kernel=save_kernel)
 
 
 def restore_command(ctx, paths, engine: "EngineOptions", output, recursive, suffix, fmt, quality, skip_existing,
-                    overwrite, compare, strip_metadata, quiet, verbose, as_json, adapt=None) -> None:
+                    overwrite, compare, strip_metadata, quiet, verbose, as_json, adapt=None,
+                    save_kernel: bool = False) -> None:
     """What `run` and `adapt` share: plan the outputs, restore each photo, report, exit."""
     reporter = Reporter(quiet=quiet, verbose=verbose)
     with exit_on_errors(reporter):
@@ -90,7 +105,7 @@ def restore_command(ctx, paths, engine: "EngineOptions", output, recursive, suff
             raise UsageError("--skip-existing and --overwrite contradict each other; choose one")
         fmt = format_name(fmt)
         outputs = OutputOptions(output_dir=output, suffix=suffix, format=fmt, overwrite=overwrite,
-                                skip_existing=skip_existing, compare=compare)
+                                skip_existing=skip_existing, compare=compare, kernel=save_kernel)
         writes = WriteOptions(format=fmt, quality=quality, overwrite=overwrite, keep_metadata=not strip_metadata)
         code = _run(ctx, reporter, paths, recursive, outputs, writes, engine, as_json, adapt)
     raise typer.Exit(code)
@@ -108,6 +123,20 @@ class EngineOptions:
     tile: int | None
     overlap: int | None
     sampling: "SamplerOptions" = None
+    shake: "ShakeRequest" = None
+
+
+@dataclass(frozen=True)
+class ShakeRequest:
+    """The shake model's options, as typed."""
+
+    kernel: Path | None = None
+    region: str | None = None
+    kernel_size: int | None = None
+
+    def given(self) -> list[str]:
+        return [flag for flag, value in (("--kernel", self.kernel), ("--region", self.region),
+                                         ("--kernel-size", self.kernel_size)) if value is not None]
 
 
 @dataclass(frozen=True)
@@ -148,31 +177,41 @@ def _restore_jobs(reporter: Reporter, jobs, engine: EngineOptions, writes, outpu
     # torch is imported here, not at start-up: `deblur --help` stays instant.
     from deblur import devices
     from deblur.batch import run_batch
-    from deblur.restore import DEFAULT_OVERLAP, Restorer
     from deblur.store import UNVERIFIED
     from deblur.weights import load_model
 
     devices.resolve_device(engine.device)  # a missing device fails before the model is loaded
+    shake_flags = engine.shake.given() if engine.shake else []
+    model_name = engine.model
+    if shake_flags and model_name is None:
+        model_name = "shake"
+        reporter.info(f"{' and '.join(shake_flags)}: using the shake model (kernel deconvolution)")
     with reporter.downloads() as progress:
-        loaded = load_model(engine.model, engine.weights, offline=engine.offline, progress=progress)
+        loaded = load_model(model_name, engine.weights, offline=engine.offline, progress=progress)
+    if shake_flags and loaded.spec.needs_weights:
+        raise UsageError(f"{' and '.join(shake_flags)} need --model shake, not {loaded.name}")
     if loaded.verification == UNVERIFIED:
         reporter.warning(f"{engine.weights} is unverified: the manifest does not list it and the hub gave no "
                          "sha256 for it")
-    choice = devices.choose(engine.device, loaded.precision_for(engine.precision), loaded.spec.supports_fp16,
-                            loaded.spec.supports_bf16)
-    overlap = loaded.overlap_for(engine.overlap, DEFAULT_OVERLAP)
-    devices.prepare_network(loaded.network, choice.device)
     steps_task = {}  # filled once the progress display exists
 
     def on_step(done, total):
         if steps_task.get("progress"):
             steps_task["progress"].update(steps_task["id"], completed=done, total=total)
 
-    predict, sampling = _sampler(loaded, choice, engine.sampling or SamplerOptions(), on_step)
-    restorer = Restorer(predict, choice, loaded.spec.size_multiple, loaded.bytes_per_pixel,
-                        tile=engine.tile, overlap=overlap)
-    reporter.info(f"deblur: {loaded.name} on {choice.reason}; tiles of {restorer.initial_tile_size()} px"
-                  f"{'' if output_dir is None else f'; writing to {output_dir}'}")
+    if loaded.spec.needs_weights:
+        choice, restorer, sampling = _network_restorer(loaded, engine, on_step)
+        reporter.info(f"deblur: {loaded.name} on {choice.reason}; tiles of {restorer.initial_tile_size()} px"
+                      f"{'' if output_dir is None else f'; writing to {output_dir}'}")
+    else:
+        if adapt is not None:
+            raise UsageError(f"{loaded.name} is not a network: adapt needs one with a reblurring module"
+                             + reblur_models_hint())
+        choice, restorer, fallback = _shake_restorer(loaded, engine, on_step)
+        sampling = {"name": "shake", "fallback": fallback}
+        reporter.info(f"deblur: {loaded.name} (kernel estimation and deconvolution) on {choice.device}; "
+                      f"photos it cannot trust get {fallback}"
+                      f"{'' if output_dir is None else f'; writing to {output_dir}'}")
     if sampling.get("steps"):
         _announce_estimate(reporter, restorer, jobs, sampling)
     reporter.detail(f"weights: {loaded.source} ({loaded.verification})")
@@ -233,10 +272,54 @@ def _restore_jobs(reporter: Reporter, jobs, engine: EngineOptions, writes, outpu
             reporter.error(f"interrupted: {len(summary['processed'])} of {len(jobs)} photos restored; "
                            "the photo in progress was discarded, no partial file was left")
             raise typer.Exit(130) from None
-    return {"device": str(choice.device), "precision": choice.precision, "overlap": restorer.overlap,
+    return {"device": str(choice.device), "precision": choice.precision, "overlap": getattr(restorer, "overlap", None),
             "sampler": sampling,
             "model": {"name": loaded.name, "arch": loaded.spec.name, "config": loaded.config,
                       "weights": loaded.source, "verification": loaded.verification}}
+
+
+def _network_restorer(loaded, engine: EngineOptions, on_step):
+    """A network's device choice, tiled Restorer and sampler record."""
+    from deblur import devices
+    from deblur.restore import DEFAULT_OVERLAP, Restorer
+
+    choice = devices.choose(engine.device, loaded.precision_for(engine.precision), loaded.spec.supports_fp16,
+                            loaded.spec.supports_bf16)
+    overlap = loaded.overlap_for(engine.overlap, DEFAULT_OVERLAP)
+    devices.prepare_network(loaded.network, choice.device)
+    predict, sampling = _sampler(loaded, choice, engine.sampling or SamplerOptions(), on_step)
+    restorer = Restorer(predict, choice, loaded.spec.size_multiple, loaded.bytes_per_pixel,
+                        tile=engine.tile, overlap=overlap)
+    return choice, restorer, sampling
+
+
+def _shake_restorer(loaded, engine: EngineOptions, on_step):
+    """The shake model's ShakeRestorer, with the manifest's default network as its fallback."""
+    from dataclasses import replace
+
+    from deblur.manifest import load_manifest
+    from deblur.shake.kernel_file import load_kernel
+    from deblur.shake.region import parse_region
+    from deblur.shake.restorer import ShakeRestorer
+    from deblur.weights import load_model
+
+    request = engine.shake or ShakeRequest()
+    sampling = engine.sampling or SamplerOptions()
+    if sampling.name or sampling.steps is not None:
+        raise UsageError("--sampler and --steps are for the networks; the shake model deconvolves")
+    if engine.weights is not None:
+        raise UsageError("--weights is for the networks; the shake model has none")
+    if request.kernel_size is not None and request.kernel_size % 2 == 0:
+        raise UsageError(f"--kernel-size {request.kernel_size}: the size must be odd (the kernel has a centre pixel)")
+    options = replace(loaded.network,
+                      kernel=None if request.kernel is None else load_kernel(request.kernel),
+                      region=None if request.region is None else parse_region(request.region),
+                      kernel_size=request.kernel_size)
+    default = load_manifest().default_model
+    fallback_model = load_model(default, offline=engine.offline)
+    fallback_engine = replace(engine, model=default, weights=None, sampling=SamplerOptions(), shake=None)
+    choice, fallback, _ = _network_restorer(fallback_model, fallback_engine, on_step)
+    return choice, ShakeRestorer(options, choice.device, fallback, default), default
 
 
 def _adapter(loaded, choice, options):
