@@ -2,9 +2,13 @@
 
     python bench/speed.py                              # CPU (and CUDA if present), default grid
     python bench/speed.py --configs tiny official --sizes 1 12 24 --device cpu
+    python bench/speed.py --configs shake --sizes 12   # the shake model (kernel search + deconvolution)
 
 Each case runs in a fresh subprocess so its peak memory is its own: host peak RSS always, and
-the CUDA allocator's peak on a GPU. Weights are random: speed does not depend on them.
+the CUDA allocator's peak on a GPU. Network weights are random: speed does not depend on them.
+The shake model runs on a synthetic scene of shapes blurred by a 25 px camera-shake stroke (on
+random pixels its guards would fall back to the network), with its fallback network loaded as
+the CLI loads it.
 Prints a table and writes JSON (default bench/results/speed.json).
 """
 
@@ -24,7 +28,23 @@ CONFIGS = {
     "tiny": {"width": 16, "blocks": 2},
     "small": {"width": 24, "blocks": 3},
     "official": {"width": 32, "blocks": 6},
+    "shake": {},
 }
+
+
+def shaken_scene(height: int, width: int) -> "np.ndarray":
+    """Random shapes in colour, blurred by a curved 25 px stroke: something for the kernel search to find."""
+    import cv2
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    image = np.full((height, width, 3), 0.5, np.float32)
+    for _ in range(int(height * width / 20000)):
+        centre = (int(rng.integers(0, width)), int(rng.integers(0, height)))
+        cv2.circle(image, centre, int(rng.integers(4, 60)), tuple(float(v) for v in rng.random(3)), -1, cv2.LINE_AA)
+    kernel = np.zeros((25, 25), np.float32)
+    cv2.ellipse(kernel, (12, 12), (10, 5), 20, 0, 200, 1.0, 1)
+    return cv2.filter2D(image, -1, kernel / kernel.sum(), borderType=cv2.BORDER_REFLECT)
 
 
 def photo_shape(megapixels: float) -> tuple[int, int]:
@@ -47,11 +67,17 @@ def run_case(config_name: str, megapixels: float, device: str, tile: int | None)
     config = CONFIGS[config_name]
     spec = get_arch("xydeblur")
     choice = choose(device)
-    network = prepare_network(build_network("xydeblur", config).eval(), choice.device)
+    network = prepare_network(build_network("xydeblur", config or CONFIGS["tiny"]).eval(), choice.device)
     restorer = Restorer(direct(network), choice, spec.size_multiple, spec.bytes_per_pixel(config), tile=tile)
     height, width = photo_shape(megapixels)
-    pixels = np.random.default_rng(0).random((height, width, 3), dtype=np.float32)
-    restorer.run_tile(pixels[:64, :64], [])  # warm-up: kernels, allocator
+    if config_name == "shake":
+        from deblur.shake.restorer import ShakeOptions, ShakeRestorer
+
+        pixels = shaken_scene(height, width)
+        restorer = ShakeRestorer(ShakeOptions(), choice.device, restorer, "xydeblur")
+    else:
+        pixels = np.random.default_rng(0).random((height, width, 3), dtype=np.float32)
+        restorer.run_tile(pixels[:64, :64], [])  # warm-up: kernels, allocator
     if choice.device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -62,10 +88,12 @@ def run_case(config_name: str, megapixels: float, device: str, tile: int | None)
     seconds = time.perf_counter() - start
     result = {
         "config": config_name, **config, "device": str(choice.device), "precision": choice.precision,
-        "megapixels": round(height * width / 1e6, 2), "size": f"{width}x{height}", "tile": report.tile,
+        "megapixels": round(height * width / 1e6, 2), "size": f"{width}x{height}", "tile": report.tile or "-",
         "tiles": report.tiles, "seconds": round(seconds, 2), "mp_per_s": round(height * width / 1e6 / seconds, 4),
         "peak_host_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
+    if report.details.get("shake"):
+        result["shake"] = report.details["shake"]
     if choice.device.type == "cuda":
         result["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated() / 2**20)
     return result

@@ -39,3 +39,31 @@ def ssim(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     cov = blur(x * y) - mu_x * mu_y
     ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
     return ssim_map.flatten(1).mean(1)
+
+
+def psnr_aligned(output: torch.Tensor, target: torch.Tensor, shift: int = 5, border: int = 15) -> tuple[torch.Tensor, list]:
+    """Levin et al.'s protocol: PSNR at the best whole-pixel shift within +-`shift`, `border` px dropped.
+
+    Blind methods recover the image only up to a translation (their kernels are centred, the
+    true ones are not), so plain PSNR punishes a correct result for where it sits. Returns the
+    PSNR per image of a batch (N, C, H, W) and each image's best (dy, dx).
+    """
+    out, ref = output.clamp(0, 1), target.clamp(0, 1)
+    height, width = ref.shape[-2:]
+    inner = ref[..., border:height - border, border:width - border]
+    best = torch.full((ref.shape[0],), -1.0)
+    shifts = [(0, 0)] * ref.shape[0]
+    for dy in range(-shift, shift + 1):
+        for dx in range(-shift, shift + 1):
+            moved = out[..., border + dy:height - border + dy, border + dx:width - border + dx]
+            value = 10 * torch.log10(1.0 / (moved - inner).pow(2).flatten(1).mean(1).clamp_min(1e-12))
+            for i in torch.nonzero(value > best).flatten().tolist():
+                best[i], shifts[i] = value[i], (dy, dx)
+    return best, shifts
+
+
+def shifted(image: torch.Tensor, shift: tuple[int, int], border: int = 15) -> torch.Tensor:
+    """The `border`-cropped window of `image` moved by `shift` (to score SSIM where psnr_aligned did)."""
+    dy, dx = shift
+    height, width = image.shape[-2:]
+    return image[..., border + dy:height - border + dy, border + dx:width - border + dx]

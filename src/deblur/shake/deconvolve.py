@@ -34,6 +34,7 @@ class DeconvolutionSettings:
 # errors of the kernel, not noise, set the limit: a cleaner photo gets no higher weight.
 REFERENCE_WEIGHT, REFERENCE_NOISE = 3000.0, 0.005
 WEIGHT_RANGE = (200.0, REFERENCE_WEIGHT)
+GRADIENT_SCALE = 0.05  # typical gradient size of a photo in [0, 1]: the Wiener filter's signal level
 
 
 def noise_sigma(gray: np.ndarray) -> float:
@@ -136,3 +137,23 @@ def _deconvolve_plane(plane: torch.Tensor, kernel: torch.Tensor, weight: float, 
         x = torch.fft.irfft2(top_f / (data_bottom + beta * grad_bottom), s=shape)
         del top_f
     return x[top:top + height, left:left + width]
+
+
+def wiener(pixels: np.ndarray, kernel: np.ndarray, sigma: float | None = None,
+           gradient_scale: float = GRADIENT_SCALE) -> np.ndarray:
+    """The Wiener filter for natural images (power spectrum ~ 1/|frequency|^2) per channel, padded as
+    `deconvolve` pads: conj(K) Y / (|K|^2 + (sigma / gradient_scale)^2 |D|^2). A linear baseline;
+    sigma is the noise level (default: estimated from the photo)."""
+    sigma = noise_sigma(pixels.mean(axis=2)) if sigma is None else sigma
+    weight = (max(sigma, 1e-4) / gradient_scale) ** 2
+    kernel_t = torch.from_numpy(np.asarray(kernel, np.float32))
+    out = np.empty_like(pixels, dtype=np.float32)
+    for channel in range(pixels.shape[2]):
+        plane = torch.from_numpy(np.ascontiguousarray(pixels[..., channel], np.float32))
+        y, top, left = pad_for_fft(plane, kernel_t)
+        otf = psf2otf(kernel_t, y.shape)
+        dx, dy = gradient_otfs(y.shape, y.dtype)
+        x = torch.fft.irfft2(otf.conj() * torch.fft.rfft2(y) / (otf.abs() ** 2 + weight * (dx.abs() ** 2 + dy.abs() ** 2)),
+                             s=y.shape)
+        out[..., channel] = x[top:top + plane.shape[0], left:left + plane.shape[1]].numpy()
+    return out
