@@ -31,9 +31,11 @@ class DeconvolutionSettings:
 
 # lambda = REFERENCE_WEIGHT up to REFERENCE_NOISE, then scaled by (REFERENCE_NOISE / sigma)^2 (the
 # data term's precision). 3000 measured best on Levin et al.'s set (noise estimate 0.3%), where
-# errors of the kernel, not noise, set the limit: a cleaner photo gets no higher weight.
+# errors of the kernel, not noise, set the limit: a cleaner photo gets no higher weight. The floor
+# only guards against absurd noise estimates: at sigma 0.02-0.04 a floor of 200 cost 2 dB with the
+# true kernel on training photos (bench/shake_guards.py --weights).
 REFERENCE_WEIGHT, REFERENCE_NOISE = 3000.0, 0.005
-WEIGHT_RANGE = (200.0, REFERENCE_WEIGHT)
+WEIGHT_RANGE = (20.0, REFERENCE_WEIGHT)
 GRADIENT_SCALE = 0.05  # typical gradient size of a photo in [0, 1]: the Wiener filter's signal level
 
 
