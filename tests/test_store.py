@@ -217,9 +217,15 @@ def test_bundled_checkpoint_is_used_first_and_never_deleted(published, tmp_path,
     model = load_model(store=store)
     assert model.source == str(bundled / "tiny.safetensors") and published.hub.requests == []
     (bundled / "tiny.safetensors").write_bytes(published.data[:-1] + b"?")
-    with pytest.raises(ModelError, match="bundled checkpoint.*damaged.*reinstall"):
+    with pytest.raises(ModelError, match="bundled checkpoint.*damaged.*reinstall") as error:
         load_model(store=store)
+    # PyPI's 'deblur' is another project: the advice must never be to install it by name
+    assert "pip install --force-reinstall deblur" not in str(error.value)
+    assert "another project" in str(error.value)
     assert (bundled / "tiny.safetensors").exists()
+    (tmp_path / ".git").mkdir()  # installed from a checkout (pip install -e): git restores the file
+    with pytest.raises(ModelError, match=r"git -C .* checkout -- package-weights/tiny.safetensors"):
+        load_model(store=store)
 
 
 def test_remove_frees_the_cache_only(published):

@@ -117,3 +117,15 @@ def test_auto_tile_size_follows_free_memory():
     large = auto_tile_size(free_bytes=16 << 30, bytes_per_pixel=3072, multiple=4, on_gpu=True)
     assert small % 4 == 0 and 64 <= small < large <= 2048
     assert auto_tile_size(64 << 30, 3072, 4, on_gpu=False) == 384
+
+
+def test_a_tile_not_finite_even_in_fp32_fails_the_photo():
+    from deblur.errors import DeblurError
+
+    def predict(x, origin=(0, 0)):
+        return x * float("nan")
+
+    pixels = np.full((16, 16, 3), 0.25, np.float32)
+    for precision in ("bf16", "fp32"):
+        with pytest.raises(DeblurError, match="NaN or infinite values .* nothing was written"):
+            make_restorer(predict, tile=64, multiple=1, precision=precision).restore(pixels)

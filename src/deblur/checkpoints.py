@@ -48,7 +48,20 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict, dict]:
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise ModelError(f"cannot load '{path}': the file is damaged ({exc})") from None
+    broken = non_finite_tensors(state)
+    if broken:
+        raise ModelError(f"'{path}' holds weights that are not finite (NaN or infinity in {', '.join(broken[:3])}"
+                         f"{' and more' if len(broken) > 3 else ''}): it would restore photos as black; "
+                         "use an intact copy or retrain")
     return state, metadata
+
+
+def non_finite_tensors(state: dict) -> list[str]:
+    """Names of the floating-point tensors holding a NaN or an infinity (a diverged or damaged training run)."""
+    import torch
+
+    return sorted(name for name, tensor in state.items()
+                  if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()))
 
 
 def checkpoint_arch(metadata: dict, path) -> tuple[str | None, dict | None]:

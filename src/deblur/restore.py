@@ -2,7 +2,7 @@
 
 The whole photo stays in host memory; only one tile at a time goes to the device. On
 out-of-memory the tile size halves and the photo is retried; a tile whose low-precision output
-is not finite is recomputed in fp32.
+is not finite is recomputed in fp32, and one still not finite fails the photo.
 """
 
 from __future__ import annotations
@@ -114,6 +114,10 @@ class Restorer:
         if not torch.isfinite(y).all() and self.choice.precision != "fp32":
             warnings.append(f"{self.choice.precision} gave non-finite values in a tile; recomputed it in fp32")
             y = self._predict(x, "fp32", origin)
+        if not torch.isfinite(y).all():  # written out, NaN becomes black: fail the photo instead
+            raise DeblurError("the model gave NaN or infinite values for this photo even in fp32, so nothing "
+                              "was written; its weights may be damaged: check them with `deblur models verify` "
+                              "or use another --model")
         return y[0, :, :height, :width].permute(1, 2, 0).float().cpu().numpy()
 
     def _predict(self, x: torch.Tensor, precision: str, origin: tuple[int, int]) -> torch.Tensor:

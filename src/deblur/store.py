@@ -121,8 +121,7 @@ class ModelStore:
             if self._matches(bundled, spec):
                 return ResolvedFile(bundled, "bundled", VERIFIED)
             raise ModelError(f"the bundled checkpoint '{bundled}' of model '{entry.name}' is damaged (its "
-                             "sha256 differs from the manifest); reinstall deblur: "
-                             "pip install --force-reinstall deblur")
+                             f"sha256 differs from the manifest); {repair_hint(bundled)}")
         cached = self.cached_path(entry, spec)
         if cached:
             self._check_cached(entry, spec, cached, "the cached copy")
@@ -242,7 +241,7 @@ class ModelStore:
                 results.append(FileStatus(entry.name, role, spec.filename, "missing", None, "missing"))
             for origin, path in copies:
                 if self._matches(path, spec, trust_stamp=False):
-                    status = "ok"
+                    status = "ok" if _finite(path) else "weights not finite (NaN or infinity)"
                 elif origin == "cache":
                     self._delete_cached(entry, spec)
                     status = "mismatch (deleted)"
@@ -261,3 +260,26 @@ class ModelStore:
             self.hasher.forget(folder / spec.filename)
         shutil.rmtree(folder)
         return freed
+
+
+def repair_hint(bundled: Path) -> str:
+    """How to get an intact copy of a file that ships inside the package, for the way it was installed.
+
+    Never `pip install deblur`: the 'deblur' on the package index is an unrelated project."""
+    for folder in Path(bundled).resolve().parents:
+        if (folder / ".git").exists():
+            relative = Path(bundled).resolve().relative_to(folder)
+            return f"restore it from your git checkout: git -C {folder} checkout -- {relative}"
+    return ("reinstall deblur from the wheel or repository you installed it from, with pip's "
+            "--force-reinstall (not `pip install deblur`: the package of that name on PyPI is another project)")
+
+
+def _finite(path: Path) -> bool:
+    """Whether every floating-point tensor of a safetensors file is finite (other files: not checked)."""
+    if path.suffix != ".safetensors":
+        return True
+    from safetensors.torch import load_file
+
+    from deblur.checkpoints import non_finite_tensors
+
+    return not non_finite_tensors(load_file(str(path)))

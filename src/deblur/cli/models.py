@@ -247,11 +247,11 @@ def verify(names: NamesArgument = None, as_json: JsonOption = False) -> None:
             where = f" ({status.origin}, {status.path})" if status.path else ""
             text = "not downloaded" if status.status == "missing" else status.status
             line = f"{status.model}: {status.filename}{where}: {text}"
-            if status.status.startswith("mismatch"):
+            if status.status not in ("ok", "missing"):
                 reporter.error(line)
             else:
                 reporter.info(line)
-        if any(status.status.startswith("mismatch") for status in statuses):
+        if any(status.status not in ("ok", "missing") for status in statuses):
             raise typer.Exit(ModelError.exit_code)
 
 
