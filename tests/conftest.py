@@ -99,3 +99,17 @@ def published(tmp_path, monkeypatch, tiny_weights, retry_sleeps):
     yield SimpleNamespace(hub=hub, data=data, sha256=spec["sha256"], manifest=path,
                           cache=tmp_path / "deblur-cache", sleeps=retry_sleeps)
     hub.close()
+
+
+def write_bomb_png(path: Path, width: int = 30000, height: int = 30000) -> Path:
+    """A small PNG whose header declares a huge image (a decompression bomb); its data is a stub."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 4096))
+                     + chunk(b"IEND", b""))
+    return path

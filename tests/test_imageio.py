@@ -131,3 +131,26 @@ def test_side_by_side_puts_before_left_and_after_right():
     joined = side_by_side(Photo(before, None, 16, "png"), Photo(after, None, 16, "png"), gap=2)
     assert joined.pixels.shape == (4, 12, 3) and joined.bit_depth == 8
     assert joined.pixels[:, :5].max() == 0 and joined.pixels[:, 7:].min() == 1
+
+
+def test_a_decompression_bomb_is_refused_from_its_header_and_the_limit_can_be_raised(tmp_path, monkeypatch):
+    import warnings
+
+    from conftest import write_bomb_png
+
+    bomb = write_bomb_png(tmp_path / "bomb.png", 30000, 30000)  # 900 MP declared in a file of a few hundred bytes
+    assert bomb.stat().st_size < 1000
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Pillow's raw DecompressionBombWarning must not reach the user
+        with pytest.raises(InputError, match=r"bomb.png.*30000 x 30000 px \(900 MP\).*DEBLUR_MAX_PIXELS"):
+            read_photo(bomb)
+    monkeypatch.setenv("DEBLUR_MAX_PIXELS", "1000M")  # raised: the header passes, the stub data does not decode
+    with pytest.raises(InputError, match="damaged or truncated"):
+        read_photo(bomb)
+    monkeypatch.setenv("DEBLUR_MAX_PIXELS", "lots")
+    with pytest.raises(InputError, match="DEBLUR_MAX_PIXELS=lots is not a pixel count"):
+        read_photo(bomb)
+    monkeypatch.setenv("DEBLUR_MAX_PIXELS", "100")  # a small limit applies to ordinary photos too
+    Image.fromarray(random_rgb(16, 16)).save(tmp_path / "small.png")
+    with pytest.raises(InputError, match="over the limit"):
+        read_photo(tmp_path / "small.png")

@@ -136,3 +136,14 @@ def test_a_trained_reblurring_module_scores_stronger_blur_higher():
         ordered += [scores[a] < scores[b] for a in range(5) for b in range(a + 1, 5)]
     assert all(sharpest_first)
     assert np.mean(ordered) >= 0.75  # about 0.9 here; 0.99 on Kodak24 with camera shake (bench/score_check.py)
+
+
+def test_a_decompression_bomb_is_one_failed_line_and_the_rest_are_scored(scored_photos, box_reblur_checkpoint):
+    from conftest import write_bomb_png
+
+    write_bomb_png(scored_photos / "bomb.png")
+    result = runner.invoke(app, ["score", str(scored_photos), "--weights", str(box_reblur_checkpoint), "--json"])
+    report = json.loads(result.stdout)
+    assert result.exit_code == 1 and len(report["scores"]) >= 2
+    assert [Path(f["path"]).name for f in report["failed"]] == ["bomb.png"]
+    assert "over the limit" in report["failed"][0]["error"] and "Traceback" not in result.output

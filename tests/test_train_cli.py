@@ -199,3 +199,20 @@ def test_sigterm_saves_like_ctrl_c(data, tmp_path, monkeypatch):
     assert result.exit_code == 130 and "--resume" in result.stderr
     assert torch.load(run / "state.pt", weights_only=True)["step"] in (2, 3)
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is gone after the run
+
+
+@pytest.mark.parametrize("command", ["train", "finetune"])
+@pytest.mark.parametrize("steps", ["0", "-1"])
+def test_steps_below_one_are_refused_before_any_work(data, tmp_path, command, steps):
+    result = deblur(command, "--sharp", data / "sharp", "-o", tmp_path / "run", "--steps", steps)
+    assert result.exit_code == 2 and "--steps" in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_decompression_bomb_in_the_data_is_a_clear_error_naming_it(data, tmp_path):
+    from conftest import write_bomb_png
+
+    write_bomb_png(data / "sharp" / "bomb.png")
+    result = train(data, tmp_path / "run", "--steps", "2")
+    assert result.exit_code != 0 and "bomb.png" in result.stderr and "over the limit" in result.stderr
+    assert result.exception is None or isinstance(result.exception, SystemExit)  # no traceback

@@ -59,11 +59,59 @@ def is_image_path(path: Path) -> bool:
     return path.suffix.lower() in EXTENSIONS
 
 
+# A photo's pixel count is checked from its header, before decoding: a small file can declare a
+# huge image (a decompression bomb) that would exhaust memory. 200 MP is above any camera's photo.
+MAX_PIXELS_ENV = "DEBLUR_MAX_PIXELS"
+DEFAULT_MAX_PIXELS = 200_000_000
+
+
+def max_pixels() -> int:
+    """The pixel limit: DEBLUR_MAX_PIXELS if set (a whole number, or e.g. '500M'), else 200 MP."""
+    text = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if not text:
+        return DEFAULT_MAX_PIXELS
+    try:
+        value = float(text[:-1]) * 1e6 if text[-1] in "mM" else float(text)
+    except ValueError:
+        value = -1
+    if value < 1:
+        raise InputError(f"{MAX_PIXELS_ENV}={text} is not a pixel count; use e.g. {MAX_PIXELS_ENV}=500M")
+    return int(value)
+
+
+def check_pixel_count(path: Path, width: int, height: int) -> None:
+    limit = max_pixels()
+    if width * height > limit:
+        raise InputError(f"cannot read '{path}': it declares {width} x {height} px ({width * height / 1e6:.0f} MP), "
+                         f"over the limit of {limit / 1e6:.0f} MP that guards against decompression bombs; if "
+                         f"the photo is genuine, raise it with {MAX_PIXELS_ENV}=N (pixels, e.g. 500M)")
+
+
+def _open_image(path: Path) -> Image.Image:
+    """Image.open with Pillow's own bomb check off: check_pixel_count applies one limit to every command."""
+    previous = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        return Image.open(path)
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous
+
+
+def declared_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from the file's header without decoding it; None if it is not a readable image."""
+    try:
+        with _open_image(path) as im:
+            return im.size
+    except Exception:  # noqa: BLE001 - any unreadable file simply has no size; reading it reports why
+        return None
+
+
 def read_photo(path: str | os.PathLike) -> Photo:
     """Read an image file into an upright Photo. Raises InputError with the reason."""
     path = Path(path)
     try:
-        with Image.open(path) as im:
+        with _open_image(path) as im:
+            check_pixel_count(path, *im.size)
             fmt = READ_FORMATS.get(im.format or "")
             if fmt is None:
                 raise InputError(
