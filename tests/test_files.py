@@ -54,3 +54,27 @@ def test_copy_is_complete_or_absent(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         copy_atomic(source, tmp_path / "out" / "again.bin")
     assert sorted(os.listdir(tmp_path / "out")) == ["big.bin"]
+
+
+def test_a_temporary_file_of_a_killed_writer_is_removed_when_the_folder_is_next_prepared(tmp_path):
+    import subprocess
+    import sys
+
+    from deblur.files import prepare_folder
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f".photo_deblur.jpg.{int(dead.stdout)}-0123abcd.partial"
+    live = tmp_path / f".photo2_deblur.jpg.{os.getpid()}-0123abcd.partial"  # a write in progress
+    other = tmp_path / ".notes.partial"  # not of our naming
+    for path in (stale, live, other):
+        path.write_bytes(b"half")
+    prepare_folder(tmp_path)
+    assert not stale.exists() and live.exists() and other.exists()
+
+
+def test_a_folder_that_cannot_hold_results_is_refused_before_any_work(tmp_path):
+    from deblur.files import prepare_folder
+
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OutputError, match="cannot write results in the folder .*--output"):
+        prepare_folder(tmp_path / "file" / "out")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from deblur.errors import DeblurError, DeviceError, ModelError
-from deblur.files import write_atomic
+from deblur.files import prepare_folder, write_atomic
 from deblur.imageio import read_photo, side_by_side, write_photo
 from deblur.inputs import Job
 from deblur.restore import Restorer
@@ -83,10 +83,14 @@ def run_batch(jobs: list[Job], restorer: Restorer, options: WriteOptions = Write
               on_done: Callable[[FileResult], None] | None = None,
               around: Around | None = None) -> list[FileResult]:
     results = []
+    prepared: set[Path] = set()  # output folders checked and cleaned in this batch
     for job in jobs:
         if on_start:
             on_start(job)
         try:
+            for folder in {target.parent for target in (job.output, job.compare, job.kernel) if target} - prepared:
+                prepare_folder(folder)  # before the work: a photo is never restored only to fail its write
+                prepared.add(folder)
             result = restore_file(job, restorer, options, on_tile, around)
         except (ModelError, DeviceError):
             raise

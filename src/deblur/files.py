@@ -1,12 +1,15 @@
 """Atomic file writes: a reader sees the old file or the complete new one, never half of one.
 
 Everything goes to a temporary file in the target folder, is flushed to disk, then renamed into
-place; an interruption or a full disk leaves only what was there before.
+place; an interruption or a full disk leaves only what was there before. A temporary file
+carries its writer's process id, so one left by a killed process (SIGKILL, power loss) is
+recognised and removed the next time that folder is prepared for writing.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import uuid
 from contextlib import contextmanager
@@ -28,9 +31,39 @@ def copy_atomic(source: Path, path: Path, overwrite: bool = True) -> None:
         shutil.copyfileobj(src, f, 1 << 20)
 
 
+PARTIAL_NAME = re.compile(r"^\..+\.(\d+)-[0-9a-f]{8}\.partial$")
+
+
+def prepare_folder(folder: Path) -> None:
+    """Make sure results can be written in `folder` before any work is done for them (OutputError if
+    not), and remove temporary files that killed deblur processes left there."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".deblur-write-check.{os.getpid()}-{uuid.uuid4().hex[:8]}.partial"
+        probe.touch(exist_ok=False)
+        probe.unlink()
+    except OSError as exc:
+        raise OutputError(f"cannot write results in the folder '{folder}' ({exc.strerror or exc}); "
+                          "choose another with --output or make it writable") from None
+    for entry in folder.iterdir():
+        match = PARTIAL_NAME.match(entry.name)
+        if match and not _process_alive(int(match.group(1))):
+            entry.unlink(missing_ok=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, but belongs to another user
+        return True
+    return True
+
+
 @contextmanager
 def _temporary_beside(path: Path, overwrite: bool):
-    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
+    temp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.partial")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
