@@ -65,3 +65,12 @@ def test_output_folder_inside_the_input_folder_is_not_rescanned(photo_folder):
 def test_compare_image_gets_its_own_name(photo_folder):
     plan = plan_jobs([str(photo_folder / "a.jpg")], recursive=False, options=OutputOptions(compare=True))
     assert plan.jobs[0].compare.name == "a_deblur_compare.jpg"
+
+
+def test_a_named_file_of_an_unsupported_kind_is_a_failure_saying_what_is_supported(photo_folder):
+    (photo_folder / "anim.gif").write_bytes(b"GIF89a")
+    plan = plan_jobs([str(photo_folder / "anim.gif")], recursive=False, options=OutputOptions())
+    assert not plan.jobs and names(plan.failed) == ["anim.gif"]
+    assert "JPEG, PNG, TIFF, WebP or BMP" in plan.failed[0][1]
+    in_folder = plan_jobs([str(photo_folder)], recursive=False, options=OutputOptions())
+    assert "anim.gif" in names(in_folder.skipped) and not in_folder.failed  # found in a folder: skipped

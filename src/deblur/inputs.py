@@ -15,6 +15,7 @@ from deblur.errors import UsageError
 from deblur.imageio import EXTENSIONS, FORMAT_EXTENSION, is_image_path
 
 GLOB_CHARS = set("*?[")
+SUPPORTED = "JPEG, PNG, TIFF, WebP or BMP photos"
 COMPARE_SUFFIX = "_compare"
 KERNEL_SUFFIX = "_kernel"
 
@@ -32,7 +33,8 @@ class Plan:
     jobs: list[Job] = field(default_factory=list)
     skipped: list[tuple[Path, str]] = field(default_factory=list)  # (path, reason): not an error
     failed: list[tuple[Path, str]] = field(default_factory=list)  # (path, reason): counts as a failure
-    ignored: list[tuple[Path, str]] = field(default_factory=list)  # our own earlier results in a folder
+    ignored: list[tuple[Path, str]] = field(default_factory=list)  # our own earlier results in a folder or glob
+    matched: set[Path] = field(default_factory=set)  # files found by a pattern, not named one by one
 
 
 @dataclass(frozen=True)
@@ -56,14 +58,21 @@ def collect(paths: list[str], recursive: bool, options: OutputOptions, plan: Pla
         elif path.is_file():
             if is_image_path(path):
                 found.append((path, None))
-            else:
-                plan.skipped.append((path, "not an image (by its extension)"))
+            else:  # named by the user and not restored: a failure, not a skip
+                plan.failed.append((path, f"'{path.suffix or path.name}' files are not supported; "
+                                          f"use {SUPPORTED}"))
         elif GLOB_CHARS & set(raw):
             matches = sorted(Path(m) for m in glob.glob(str(path), recursive=True))
             files = [m for m in matches if m.is_file() and is_image_path(m)]
             if not files:
                 plan.failed.append((path, "no image files match this pattern"))
-            found.extend((m, None) for m in files)
+            for match in files:
+                # as in a folder: our own results are never inputs again unless named one by one
+                if _looks_like_output(match, options.suffix):
+                    plan.ignored.append((match, f"looks like a deblur result (name ends in '{options.suffix}')"))
+                else:
+                    plan.matched.add(match)
+                    found.append((match, None))
         else:
             plan.failed.append((path, "no such file or folder"))
     return found
@@ -118,8 +127,8 @@ def plan_jobs(paths: list[str], recursive: bool, options: OutputOptions) -> Plan
         compare = output_path(source, root, options, COMPARE_SUFFIX) if options.compare else None
         kernel = output_path(source, root, options, KERNEL_SUFFIX, ".png") if options.kernel else None
         problem = _output_problem((output, compare, kernel), inputs, claimed, options)
-        if problem == "exists" and (options.skip_existing or root is not None):
-            # Found in a folder: re-running the same command resumes an interrupted batch.
+        if problem == "exists" and (options.skip_existing or root is not None or source in plan.matched):
+            # Found in a folder or by a pattern: re-running the same command resumes an interrupted batch.
             plan.skipped.append((source, f"'{output}' already exists (--overwrite to redo it)"))
         elif problem == "exists":
             plan.failed.append((source, f"'{output}' already exists; use --overwrite to replace it "
