@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -112,3 +113,77 @@ def test_version_and_help_do_not_import_torch():
             "print(r.stdout.strip(), 'torch' in sys.modules, '--tile' in h.stdout)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["deblur", "0.1.0", "False", "True"]
+
+
+def _checkpoint_scaled(tmp_path, tiny_weights, name: str, change) -> Path:
+    from safetensors.torch import load_file, safe_open
+
+    from deblur.checkpoints import write_checkpoint
+
+    with safe_open(str(tiny_weights), framework="pt") as f:
+        metadata = f.metadata()
+    state = {k: change(v) if v.is_floating_point() else v for k, v in load_file(str(tiny_weights)).items()}
+    path = tmp_path / name
+    write_checkpoint(path, state, metadata["arch"], json.loads(metadata["config"]))
+    return path
+
+
+def test_a_checkpoint_with_nan_weights_is_refused_and_nothing_is_overwritten(photo_folder, tiny_weights, tmp_path):
+    broken = _checkpoint_scaled(tmp_path, tiny_weights, "nan.safetensors", lambda v: v * float("nan"))
+    (photo_folder / "a_deblur.jpg").write_bytes(b"earlier")
+    result = deblur(photo_folder / "a.jpg", "--weights", broken, "--overwrite")
+    assert result.exit_code == 3 and "not finite" in result.stderr
+    assert (photo_folder / "a_deblur.jpg").read_bytes() == b"earlier"
+
+
+def test_a_model_whose_output_is_not_finite_fails_the_photo_and_writes_nothing(photo_folder, tiny_weights, tmp_path):
+    # finite weights so large that the activations overflow: NaN appears only at run time
+    huge = _checkpoint_scaled(tmp_path, tiny_weights, "huge.safetensors", lambda v: v * 1e30)
+    (photo_folder / "a_deblur.jpg").write_bytes(b"earlier")
+    result = deblur(photo_folder / "a.jpg", "--weights", huge, "--overwrite", "--precision", "fp32")
+    assert result.exit_code == 1 and "NaN or infinite" in result.stderr and "a.jpg" in result.stderr
+    assert (photo_folder / "a_deblur.jpg").read_bytes() == b"earlier"
+
+
+def test_a_decompression_bomb_fails_that_file_by_name_and_the_batch_goes_on(photo_folder, tiny_weights):
+    from conftest import write_bomb_png
+
+    write_bomb_png(photo_folder / "bomb.png")
+    result = deblur(photo_folder, "--weights", tiny_weights, "--json")
+    assert result.exit_code == 1
+    assert "bomb.png" in result.stderr and "over the limit" in result.stderr and "please report" not in result.stderr
+    assert (photo_folder / "a_deblur.jpg").exists() and not (photo_folder / "bomb_deblur.png").exists()
+
+
+def test_rerunning_a_quoted_glob_restores_nothing_twice_and_succeeds(photo_folder, tiny_weights):
+    pattern = str(photo_folder / "*.jpg")
+    assert deblur(pattern, "--weights", tiny_weights).exit_code == 0
+    again = deblur(pattern, "--weights", tiny_weights, "--json")
+    assert again.exit_code == 0
+    assert sorted(p.name for p in photo_folder.glob("*.jpg")) == ["a.jpg", "a_deblur.jpg"]
+    named = deblur(photo_folder / "a_deblur.jpg", "--weights", tiny_weights)  # named one by one: restored
+    assert named.exit_code == 0 and (photo_folder / "a_deblur_deblur.jpg").exists()
+
+
+def test_an_unwritable_output_folder_fails_each_photo_before_restoring_it(photo_folder, tiny_weights, monkeypatch):
+    from deblur.restore import Restorer
+
+    calls = []
+    original = Restorer.restore
+    monkeypatch.setattr(Restorer, "restore", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    result = deblur(photo_folder / "a.jpg", "-o", photo_folder / "b.png" / "out", "--weights", tiny_weights)
+    assert result.exit_code == 1 and calls == []
+    assert "a.jpg" in result.stderr and "cannot write results in the folder" in result.stderr
+    assert "please report" not in result.stderr
+
+
+def test_sampler_diffusion_without_a_model_uses_the_default_diffusion_model_and_times_a_real_tile(photo_folder):
+    result = deblur(photo_folder / "a.jpg", "--sampler", "diffusion", "--steps", "2", "--offline")
+    assert result.exit_code == 0, result.output
+    assert "--sampler diffusion: using dvsr" in result.stderr
+    assert "timed on the first tile" in result.stderr and (photo_folder / "a_deblur.jpg").exists()
+
+
+def test_samples_without_diffusion_is_a_usage_error(photo_folder, tiny_weights):
+    result = deblur(photo_folder / "a.jpg", "--weights", tiny_weights, "--samples", "4")
+    assert result.exit_code == 2 and "--samples needs --sampler diffusion" in result.stderr

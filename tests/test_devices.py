@@ -40,3 +40,9 @@ def test_out_of_memory_is_recognised_across_backends():
     assert is_out_of_memory(torch.OutOfMemoryError("CUDA out of memory"))
     assert is_out_of_memory(RuntimeError("MPS backend out of memory (MPS allocated: 1 GB)"))
     assert not is_out_of_memory(RuntimeError("shape mismatch"))
+
+
+def test_the_reason_says_which_choices_were_requested():
+    assert choose("cpu", "fp32").reason == "cpu, fp32 (requested)"
+    assert choose("auto", "fp32").reason.endswith("(device auto-selected, precision requested)")
+    assert choose("cpu", "auto").reason == "cpu, fp32 (device requested, precision auto-selected)"

@@ -86,7 +86,9 @@ def choose(device: str = "auto", precision: str = "auto", supports_fp16: bool = 
     label = str(dev)
     if dev.type == "cuda":
         label += f" ({torch.cuda.get_device_name(dev)})"
-    how = "auto-selected" if device.strip().lower() == "auto" else "requested"
+    device_how = "auto-selected" if device.strip().lower() == "auto" else "requested"
+    precision_how = "auto-selected" if precision == "auto" else "requested"
+    how = device_how if device_how == precision_how else f"device {device_how}, precision {precision_how}"
     return DeviceChoice(dev, prec, f"{label}, {prec} ({how})")
 
 

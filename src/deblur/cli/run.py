@@ -186,6 +186,10 @@ def _restore_jobs(reporter: Reporter, jobs, engine: EngineOptions, writes, outpu
     if shake_flags and model_name is None:
         model_name = "shake"
         reporter.info(f"{' and '.join(shake_flags)}: using the shake model (kernel deconvolution)")
+    wants_diffusion = engine.sampling is not None and engine.sampling.name == "diffusion"
+    if wants_diffusion and model_name is None and engine.weights is None:
+        model_name = _default_diffusion_model()
+        reporter.info(f"--sampler diffusion: using {model_name}, the default diffusion model")
     with reporter.downloads() as progress:
         loaded = load_model(model_name, engine.weights, offline=engine.offline, progress=progress)
     if shake_flags and loaded.spec.needs_weights:
@@ -212,8 +216,7 @@ def _restore_jobs(reporter: Reporter, jobs, engine: EngineOptions, writes, outpu
         reporter.info(f"deblur: {loaded.name} (kernel estimation and deconvolution) on {choice.device}; "
                       f"photos it cannot trust get {fallback}"
                       f"{'' if output_dir is None else f'; writing to {output_dir}'}")
-    if sampling.get("steps"):
-        _announce_estimate(reporter, restorer, jobs, sampling)
+    estimate = _DiffusionEstimate(reporter, jobs, sampling) if sampling.get("steps") else None
     reporter.detail(f"weights: {loaded.source} ({loaded.verification})")
     adapter = _adapter(loaded, choice, adapt) if adapt is not None else None
 
@@ -234,7 +237,8 @@ def _restore_jobs(reporter: Reporter, jobs, engine: EngineOptions, writes, outpu
             reporter.detail(f"  tile {result.tile} px, {result.megapixels:.2f} MP")
         else:
             summary["failed"].append(result.as_json())
-            reporter.error(result.error)
+            named = str(result.source) in result.error  # read errors already name the file
+            reporter.error(result.error if named else f"{result.source}: {result.error}")
 
     with reporter.progress() as progress:
         files_task = progress.add_task("files", total=len(jobs)) if progress else None
@@ -244,6 +248,8 @@ def _restore_jobs(reporter: Reporter, jobs, engine: EngineOptions, writes, outpu
             steps_task.update(progress=progress, id=progress.add_task("diffusion steps", total=sampling["steps"]))
 
         def on_start(job):
+            if estimate:
+                estimate.on_start()
             if progress:
                 progress.update(tiles_task, completed=0, total=None, description=f"{job.source.name}")
                 if adapter:
@@ -255,6 +261,8 @@ def _restore_jobs(reporter: Reporter, jobs, engine: EngineOptions, writes, outpu
                                 description=f"adapting (self-reblur loss {loss:.5f})")
 
         def on_tile(done, total):
+            if estimate:
+                estimate.on_tile(done, total)
             if progress:
                 progress.update(tiles_task, completed=done, total=total)
 
@@ -342,6 +350,8 @@ def _sampler(loaded, choice, options: SamplerOptions, on_step):
     if name == "direct":
         if options.steps:
             raise UsageError("--steps needs --sampler diffusion (and a diffusion model such as dvsr)")
+        if options.samples != 1:
+            raise UsageError("--samples needs --sampler diffusion: one pass of a network gives one result")
         return direct(loaded.network), {"name": "direct"}
     if loaded.spec.objective != "diffusion":
         raise UsageError(f"{loaded.spec.name} is not a diffusion model; --sampler diffusion needs dvsr")
@@ -355,28 +365,48 @@ def _sampler(loaded, choice, options: SamplerOptions, on_step):
                      on_step=on_step), record
 
 
-def _announce_estimate(reporter: Reporter, restorer, jobs, sampling: dict) -> None:
-    """Time one small tile and scale it to the photos' size, so a long diffusion run is no surprise."""
-    import time
+def _default_diffusion_model() -> str:
+    """The manifest's first diffusion model (dvsr), for `--sampler diffusion` without --model."""
+    from deblur.archs.registry import get_arch
+    from deblur.manifest import load_manifest
 
-    import numpy as np
-    from PIL import Image
+    manifest = load_manifest()
+    for name, entry in manifest.models.items():
+        if get_arch(entry.arch).objective == "diffusion":
+            return name
+    raise UsageError("--sampler diffusion needs a diffusion model, and the manifest lists none")
 
-    probe = 64
-    start = time.perf_counter()
-    restorer.run_tile(np.zeros((probe, probe, 3), np.float32), [])
-    per_pixel = (time.perf_counter() - start) / probe**2
-    pixels = 0
-    for job in jobs:
-        try:
-            with Image.open(job.source) as image:
-                pixels += image.width * image.height
-        except OSError:
-            pass
-    seconds = per_pixel * pixels
-    duration = f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
-    reporter.info(f"diffusion: {sampling['steps']} steps x {sampling['samples']} sample(s); about {duration} "
-                  f"for {pixels / 1e6:.1f} MP (timed on a {probe} px tile)")
+
+class _DiffusionEstimate:
+    """Times the first tile of the first photo and scales it to all the photos' pixels: a long
+    diffusion run is announced once its real cost per tile is known (a small probe tile overstates it)."""
+
+    def __init__(self, reporter: Reporter, jobs, sampling: dict):
+        from deblur.imageio import declared_size
+
+        self.reporter, self.sampling = reporter, sampling
+        self.sizes = [declared_size(job.source) or (0, 0) for job in jobs]
+        self.started = None
+        self.done = False
+
+    def on_start(self) -> None:
+        import time
+
+        if not self.done:
+            self.started = time.perf_counter()
+
+    def on_tile(self, done: int, total: int) -> None:
+        import time
+
+        if self.done or self.started is None or done != 1:
+            return
+        self.done = True
+        first = self.sizes[0][0] * self.sizes[0][1]
+        pixels = sum(width * height for width, height in self.sizes)
+        seconds = (time.perf_counter() - self.started) * total * pixels / max(first, 1)
+        duration = f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+        self.reporter.info(f"diffusion: {self.sampling['steps']} steps x {self.sampling['samples']} sample(s); "
+                           f"about {duration} for {pixels / 1e6:.1f} MP (timed on the first tile)")
 
 
 def reblur_models_hint() -> str:

@@ -63,8 +63,8 @@ def train(
     pairs: Pairs = None, sharp: Sharp = None, val: Val = None,
     model: Annotated[str, typer.Option("--model", "-m", help="Architecture to train: xydeblur or dvsr.")] = "xydeblur",
     config: Config = None,
-    steps: Annotated[Optional[int], typer.Option(help="Training steps (default 20000; with --resume: the "
-                                                      "run's own).")] = None,
+    steps: Annotated[Optional[int], typer.Option(min=1, help="Training steps (default 20000; with --resume: "
+                                                             "the run's own).")] = None,
     batch_size: BatchSize = 8, crop: Crop = 128,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 2e-4,
     optimizer: Optimizer = "adamw", schedule: Schedule = "cosine", warmup: Warmup = 500,
@@ -82,7 +82,7 @@ def train(
         from deblur.training.trainer import TrainConfig
 
         settings = TrainConfig(
-            arch=model, config=_parse_config(config), steps=steps or 20000, batch_size=batch_size, crop=crop,
+            arch=model, config=_parse_config(config), steps=20000 if steps is None else steps, batch_size=batch_size, crop=crop,
             lr=lr, optimizer=optimizer, schedule=schedule, warmup=warmup, step_every=step_every, clip=clip, ema=ema,
             fft_weight=fft_weight, reblur_weight=reblur_weight, predictor_weight=predictor_weight, seed=seed,
             val_every=val_every, log_every=log_every, amp=amp)
@@ -99,7 +99,7 @@ def finetune(
                                                                        "(default: the default model).")] = None,
     weights: Annotated[Optional[str], typer.Option("--weights", "-w", help="Start from this checkpoint instead "
                                                                             "(a file or hf://...).")] = None,
-    steps: Annotated[int, typer.Option(help="Training steps.")] = 2000,
+    steps: Annotated[int, typer.Option(min=1, help="Training steps.")] = 2000,
     batch_size: BatchSize = 8, crop: Crop = 128,
     lr: Annotated[float, typer.Option(help="Peak learning rate (lower than training from scratch).")] = 2e-5,
     optimizer: Optimizer = "adamw", schedule: Schedule = "cosine", warmup: Warmup = 100,

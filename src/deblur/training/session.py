@@ -112,7 +112,7 @@ def _start(config, sources, run_dir, device, resume, steps, init, on_event, cont
     if resume:
         saved = run.read_config()
         config = TrainConfig(**saved["train"])
-        config.steps = steps or config.steps
+        config.steps = config.steps if steps is None else steps
         sources = DataSources(**saved["data"])
     config.check()
     if not resume and run.has_run():
