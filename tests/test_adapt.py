@@ -102,3 +102,14 @@ def test_a_checkpoint_without_a_reblurring_module_is_a_clear_error(tmp_path, tin
     result = runner.invoke(app, ["adapt", str(tmp_path / "a.png"), "--weights", str(tiny_weights)])
     assert result.exit_code == 3 and "no reblurring module" in result.stderr and "deblur train" in result.stderr
     assert not (tmp_path / "a_adapted.png").exists()
+
+
+def test_the_json_summary_carries_the_warning_that_adaptation_was_not_used(tmp_path, with_reblur):
+    Image.fromarray(random_rgb(48, 48, seed=3)).save(tmp_path / "a.png")
+    result = runner.invoke(app, ["adapt", str(tmp_path / "a.png"), "--weights", str(with_reblur), "--iters", "5",
+                                 "--crop-size", "32", "--crops", "2", "--lr", "0.5", "--json"])
+    assert result.exit_code == 0, result.stderr
+    processed = json.loads(result.stdout)["processed"][0]
+    assert not processed["adaptation"]["kept"]  # a huge step size (seeded) made it worse
+    assert any("raised the self-reblur loss" in w for w in processed["warnings"])
+    assert "raised the self-reblur loss" in result.stderr

@@ -154,3 +154,9 @@ def test_a_decompression_bomb_is_refused_from_its_header_and_the_limit_can_be_ra
     Image.fromarray(random_rgb(16, 16)).save(tmp_path / "small.png")
     with pytest.raises(InputError, match="over the limit"):
         read_photo(tmp_path / "small.png")
+
+
+def test_an_empty_file_is_called_empty(tmp_path):
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    with pytest.raises(InputError, match="empty.jpg': the file is empty"):
+        read_photo(tmp_path / "empty.jpg")

@@ -129,6 +129,8 @@ def read_photo(path: str | os.PathLike) -> Photo:
     except FileNotFoundError:
         raise InputError(f"cannot read '{path}': no such file") from None
     except UnidentifiedImageError:
+        if path.stat().st_size == 0:
+            raise InputError(f"cannot read '{path}': the file is empty (0 bytes)") from None
         raise InputError(
             f"cannot read '{path}': not a supported image (use JPEG, PNG, TIFF, WebP or BMP)"
         ) from None

@@ -222,16 +222,17 @@ def _restore_jobs(reporter: Reporter, jobs, engine: EngineOptions, writes, outpu
 
     def report(result):
         if result.ok:
+            adaptation = result.details.get("adaptation")
+            if adaptation and not adaptation["kept"]:  # in the JSON summary as on screen
+                result.warnings.append("adaptation raised the self-reblur loss, so the photo was restored with "
+                                       "the original weights (lower --lr, or --keep-worse)")
             summary["processed"].append(result.as_json())
             rate = result.megapixels / result.seconds if result.seconds else 0.0
             reporter.info(f"{result.source} -> {result.output} ({result.seconds:.1f} s, {rate:.2f} MP/s)")
-            if "adaptation" in result.details:
-                d = result.details["adaptation"]
-                reporter.info(f"  self-reblur loss {d['self_reblur_before']:.5f} -> {d['self_reblur_after']:.5f} "
-                              f"after {d['iters']} iterations ({d['seconds']:.1f} s)")
-                if not d["kept"]:
-                    reporter.warning(f"{result.source}: adaptation raised the self-reblur loss, so the photo was "
-                                     "restored with the original weights (lower --lr, or --keep-worse)")
+            if adaptation:
+                reporter.info(f"  self-reblur loss {adaptation['self_reblur_before']:.5f} -> "
+                              f"{adaptation['self_reblur_after']:.5f} after {adaptation['iters']} iterations "
+                              f"({adaptation['seconds']:.1f} s)")
             for warning in result.warnings:
                 reporter.warning(f"{result.source}: {warning}")
             reporter.detail(f"  tile {result.tile} px, {result.megapixels:.2f} MP")
