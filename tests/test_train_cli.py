@@ -216,3 +216,18 @@ def test_a_decompression_bomb_in_the_data_is_a_clear_error_naming_it(data, tmp_p
     result = train(data, tmp_path / "run", "--steps", "2")
     assert result.exit_code != 0 and "bomb.png" in result.stderr and "over the limit" in result.stderr
     assert result.exception is None or isinstance(result.exception, SystemExit)  # no traceback
+
+
+def test_a_short_run_on_a_small_set_says_what_it_cannot_do_and_shortens_the_warm_up(data, tmp_path):
+    run = tmp_path / "run"
+    result = deblur("train", data / "pairs", "-o", run, "--config", "width=4", "--config", "blocks=1", "--crop", "32",
+                    "-b", "2", "--steps", "10")
+    assert result.exit_code == 0, result.output
+    assert "no validation" in result.stderr and "--val DIR" in result.stderr
+    assert "warm-up of 500 steps is longer than a tenth of this 10-step run; using 1" in result.stderr
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["train"]["warmup"] == 1
+    chosen = deblur("train", data / "pairs", "-o", tmp_path / "chosen", "--config", "width=4", "--config", "blocks=1",
+                    "--crop", "32", "-b", "2", "--steps", "10", "--warmup", "5")
+    assert chosen.exit_code == 0 and "--warmup 5 is longer than a tenth" in chosen.stderr
+    assert json.loads((tmp_path / "chosen" / "config.json").read_text())["train"]["warmup"] == 5

@@ -39,7 +39,8 @@ BatchSize = Annotated[int, typer.Option("--batch-size", "-b", help="Crops per st
 Crop = Annotated[int, typer.Option(help="Training crop size in pixels.")]
 Optimizer = Annotated[str, typer.Option(help="adamw or adam.")]
 Schedule = Annotated[str, typer.Option(help="cosine (after warm-up) or step (halve every --step-every).")]
-Warmup = Annotated[int, typer.Option(help="Warm-up steps.")]
+Warmup = Annotated[Optional[int], typer.Option(min=0, help="Warm-up steps (default: 500 for train, 100 for "
+                                                          "finetune; at most a tenth of the run).")]
 StepEvery = Annotated[int, typer.Option("--step-every", help="With --schedule step: halve the rate every N steps.")]
 Clip = Annotated[float, typer.Option(help="Gradient norm clip (0: off).")]
 Ema = Annotated[float, typer.Option(help="EMA decay of the weights that are saved (0: off).")]
@@ -67,7 +68,7 @@ def train(
                                                              "the run's own).")] = None,
     batch_size: BatchSize = 8, crop: Crop = 128,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 2e-4,
-    optimizer: Optimizer = "adamw", schedule: Schedule = "cosine", warmup: Warmup = 500,
+    optimizer: Optimizer = "adamw", schedule: Schedule = "cosine", warmup: Warmup = None,
     step_every: StepEvery = 5000, clip: Clip = 1.0,
     ema: Ema = 0.999, fft_weight: FftWeight = 0.1, reblur_weight: ReblurWeight = None,
     predictor_weight: PredictorWeight = 0.0, seed: Seed = 0,
@@ -102,7 +103,7 @@ def finetune(
     steps: Annotated[int, typer.Option(min=1, help="Training steps.")] = 2000,
     batch_size: BatchSize = 8, crop: Crop = 128,
     lr: Annotated[float, typer.Option(help="Peak learning rate (lower than training from scratch).")] = 2e-5,
-    optimizer: Optimizer = "adamw", schedule: Schedule = "cosine", warmup: Warmup = 100,
+    optimizer: Optimizer = "adamw", schedule: Schedule = "cosine", warmup: Warmup = None,
     step_every: StepEvery = 500, clip: Clip = 1.0,
     ema: Ema = 0.999, fft_weight: FftWeight = 0.1, reblur_weight: ReblurWeight = None,
     predictor_weight: PredictorWeight = 0.0, seed: Seed = 0, val_every: ValEvery = 250, log_every: LogEvery = 20, device: Device = "auto", amp: Amp = True,

@@ -42,7 +42,9 @@ class TrainingView:
 
     def update(self, event: dict) -> None:
         kind = event["kind"]
-        if kind == "start":
+        if kind == "warning":
+            self.reporter.warning(event["text"])
+        elif kind == "start":
             self.run_dir, self.steps = event["run_dir"], event["steps"]
             self.reporter.info(
                 f"training in {event['run_dir']} on {event['device']} ({event['precision']})"

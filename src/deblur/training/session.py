@@ -20,6 +20,7 @@ from deblur.training.run_dir import RunDir
 from deblur.training.trainer import TrainConfig, Trainer
 
 HOLDOUT = 8  # examples kept out of training for validation when no --val folder is given
+TRAIN_WARMUP, FINETUNE_WARMUP = 500, 100  # default warm-up steps, capped at a tenth of the run
 
 
 @dataclass
@@ -34,6 +35,7 @@ class PreparedData:
     batches: BatchMaker
     validation: tuple | None  # (blurry, sharp) tensors
     counts: dict
+    warnings: list = field(default_factory=list)  # what the user should know about this data
 
 
 def prepare_data(sources: DataSources, config: TrainConfig, device) -> PreparedData:
@@ -59,10 +61,30 @@ def prepare_data(sources: DataSources, config: TrainConfig, device) -> PreparedD
         report = paired if pool == "paired" else sharp
         report.examples, held = split_holdout(report.examples, min(HOLDOUT, len(report.examples) // 10))
     val_examples = (val.examples or held)[:config.val_count]
+    warnings = []
+    if not val_examples:
+        warnings.append("no validation: too few examples to hold any out (it takes 10 of one kind), so no PSNR "
+                        "and no previews/; give --val DIR")
     validation = validation_batch(val_examples, config.val_crop) if val_examples else None
     counts = {"paired": len(paired.examples), "sharp": len(sharp.examples), "validation": len(val_examples)}
     batches = BatchMaker(paired.examples, sharp.examples, config.crop, config.batch_size, device)
-    return PreparedData(batches, validation, counts)
+    return PreparedData(batches, validation, counts, warnings)
+
+
+def _settle_warmup(config: TrainConfig, finetuning: bool) -> list[str]:
+    """The default warm-up, at most a tenth of the run: a 500-step warm-up in a 10-step run would keep the
+    learning rate far below its peak throughout. Returns what the user should be told."""
+    tenth = config.steps // 10
+    if config.warmup is None:
+        planned = FINETUNE_WARMUP if finetuning else TRAIN_WARMUP
+        config.warmup = min(planned, tenth)
+        if config.warmup < planned:
+            return [f"the warm-up of {planned} steps is longer than a tenth of this {config.steps}-step run; "
+                    f"using {config.warmup} (--warmup to choose)"]
+    elif config.warmup > tenth:
+        return [f"--warmup {config.warmup} is longer than a tenth of this {config.steps}-step run: the learning "
+                "rate stays below its peak for much of it"]
+    return []
 
 
 def default_run_dir(arch: str) -> Path:
@@ -115,6 +137,7 @@ def _start(config, sources, run_dir, device, resume, steps, init, on_event, cont
         config.steps = config.steps if steps is None else steps
         sources = DataSources(**saved["data"])
     config.check()
+    warnings = [] if resume else _settle_warmup(config, finetuning=init is not None)
     if not resume and run.has_run():
         raise UsageError(f"'{run.path}' already holds a training run; continue it with --resume "
                          f"{run.path}, or choose another --output")
@@ -127,6 +150,8 @@ def _start(config, sources, run_dir, device, resume, steps, init, on_event, cont
     elif context.is_main:
         run.write_config({"train": asdict(config), "data": asdict(sources),
                           "init": (init or {}).get("source")})
+    for text in warnings + data.warnings:
+        on_event({"kind": "warning", "text": text})
     on_event({"kind": "start", "run_dir": str(run.path), "device": str(device),
               "precision": trainer.precision, "step": trainer.step,
               "steps": config.steps, "world_size": context.world_size, **data.counts})

@@ -38,7 +38,7 @@ class TrainConfig:
     lr: float = 2e-4
     optimizer: str = "adamw"  # adam | adamw
     weight_decay: float = 0.0
-    warmup: int = 500
+    warmup: int | None = None  # None: the session's default (500, finetune 100), at most a tenth of the run
     schedule: str = "cosine"  # cosine | step (halve every step_every)
     step_every: int = 5000
     min_lr_ratio: float = 0.01
@@ -87,11 +87,12 @@ class TrainingInterrupted(Exception):
 
 def lr_factor(config: TrainConfig, step: int) -> float:
     """Linear warm-up, then cosine decay to min_lr_ratio (or halving every step_every steps)."""
-    if config.warmup and step < config.warmup:
-        return (step + 1) / config.warmup
+    warmup = config.warmup or 0
+    if step < warmup:
+        return (step + 1) / warmup
     if config.schedule == "step":
-        return 0.5 ** ((step - config.warmup) // max(config.step_every, 1))
-    progress = min(1.0, (step - config.warmup) / max(config.steps - config.warmup, 1))
+        return 0.5 ** ((step - warmup) // max(config.step_every, 1))
+    progress = min(1.0, (step - warmup) / max(config.steps - warmup, 1))
     return config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
