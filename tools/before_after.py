@@ -22,6 +22,7 @@ def main() -> None:
     parser.add_argument("output", type=Path)
     parser.add_argument("--box", type=int, nargs=4, metavar=("LEFT", "TOP", "WIDTH", "HEIGHT"))
     parser.add_argument("--quality", type=int, default=90)
+    parser.add_argument("--label", default="deblur (bundled xydeblur)", help="the right-hand side's caption")
     args = parser.parse_args()
 
     before, after = (ImageOps.exif_transpose(Image.open(p)).convert("RGB") for p in (args.before, args.after))
@@ -35,7 +36,7 @@ def main() -> None:
     sheet.paste(before.crop(region), (0, 0))
     sheet.paste(after.crop(region), (w + gap, 0))
     draw = ImageDraw.Draw(sheet)
-    for x, label in ((6, "blurry input"), (w + gap + 6, "deblur (bundled xydeblur)")):
+    for x, label in ((6, "blurry input"), (w + gap + 6, args.label)):
         draw.rectangle((x - 2, 4, x + 7 * len(label), 18), fill="black")
         draw.text((x, 5), label, fill="white")
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -29,8 +29,10 @@ Paths = Annotated[List[str], typer.Argument(help="Photos, folders or quoted glob
 Model = Annotated[Optional[str], typer.Option("--model", "-m", envvar="DEBLUR_MODEL",
                                               help="Model name from the manifest (default: xydeblur). shake: "
                                                    "estimate the camera-shake kernel and deconvolve, for a still "
-                                                   "scene and a shaking hand; a photo with a moving subject (or "
-                                                   "no blur) fails its checks and gets the default network.")]
+                                                   "scene and a shaking hand. Photos its checks distrust (no "
+                                                   "blur, blur that differs across the frame, ringing) get the "
+                                                   "default network; moving subjects and video-like motion blur "
+                                                   "can still pass them and come out worse: look at the result.")]
 Weights = Annotated[Optional[str], typer.Option("--weights", "-w", envvar="DEBLUR_WEIGHTS",
                                                 help="A .safetensors checkpoint to use instead of the model's: "
                                                      "a file or hf://ORG/REPO/FILE[@REVISION].")]
@@ -250,7 +252,7 @@ def _restore_jobs(reporter: Reporter, jobs, engine: EngineOptions, writes, outpu
 
         def on_start(job):
             if estimate:
-                estimate.on_start()
+                estimate.on_start(job)
             if progress:
                 progress.update(tiles_task, completed=0, total=None, description=f"{job.source.name}")
                 if adapter:
@@ -379,35 +381,33 @@ def _default_diffusion_model() -> str:
 
 
 class _DiffusionEstimate:
-    """Times the first tile of the first photo and scales it to all the photos' pixels: a long
-    diffusion run is announced once its real cost per tile is known (a small probe tile overstates it)."""
+    """Times the first tile restored and scales it to all the photos' pixels: a long diffusion run is
+    announced once its real cost per tile is known (a small probe tile overstated it about 20x)."""
 
     def __init__(self, reporter: Reporter, jobs, sampling: dict):
         from deblur.imageio import declared_size
 
         self.reporter, self.sampling = reporter, sampling
-        self.sizes = [declared_size(job.source) or (0, 0) for job in jobs]
-        self.started = None
-        self.done = False
+        self.sizes = {job.source: declared_size(job.source) or (0, 0) for job in jobs}
+        self.pixels = sum(width * height for width, height in self.sizes.values())
+        self.started, self.current, self.done = None, 0, False
 
-    def on_start(self) -> None:
+    def on_start(self, job) -> None:
         import time
 
-        if not self.done:
-            self.started = time.perf_counter()
+        width, height = self.sizes.get(job.source, (0, 0))
+        self.started, self.current = time.perf_counter(), width * height
 
     def on_tile(self, done: int, total: int) -> None:
         import time
 
-        if self.done or self.started is None or done != 1:
+        if self.done or self.started is None or done != 1 or not self.current:
             return
         self.done = True
-        first = self.sizes[0][0] * self.sizes[0][1]
-        pixels = sum(width * height for width, height in self.sizes)
-        seconds = (time.perf_counter() - self.started) * total * pixels / max(first, 1)
+        seconds = (time.perf_counter() - self.started) * total * self.pixels / self.current
         duration = f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
         self.reporter.info(f"diffusion: {self.sampling['steps']} steps x {self.sampling['samples']} sample(s); "
-                           f"about {duration} for {pixels / 1e6:.1f} MP (timed on the first tile)")
+                           f"about {duration} for {self.pixels / 1e6:.1f} MP (timed on the first tile)")
 
 
 def reblur_models_hint() -> str:
