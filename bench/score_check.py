@@ -6,6 +6,9 @@
 - kodak24 with synthetic blur of rising strength (Gaussian sigma 0, 0.7, 1.5, 2.5, 4 and camera
   shake of 9, 17, 25, 35 px, fixed seeds): the share of (weaker, stronger) pairs of the same photo
   where the stronger blur scores higher.
+- kodak24 noise and JPEG (what culling a burst meets): a copy with sensor noise (sigma 15/255) or
+  saved as JPEG quality 30 must not score sharper than the photo; at the same noise, a blurred
+  copy (Gaussian sigma 1.5) must score blurrier than the unblurred one.
 Prints a table and writes JSON (default bench/results/score_check.json).
 """
 
@@ -64,6 +67,32 @@ def strength_agreement(folder: Path, reblur, score=blur_score) -> dict:
     return {kind: {"pairs": len(v), "stronger_scores_higher": round(float(np.mean(v)), 4)} for kind, v in ordered.items()}
 
 
+def robustness_agreement(folder: Path, reblur, score=blur_score) -> dict:
+    """Shares of kodak24 photos where noise or JPEG does not pass for sharpness, and blur under noise is seen."""
+    import io
+
+    import cv2
+    from PIL import Image
+
+    def jpeg(pixels, quality):
+        buffer = io.BytesIO()
+        Image.fromarray((np.clip(pixels, 0, 1) * 255 + 0.5).astype(np.uint8)).save(buffer, "JPEG", quality=quality)
+        return np.asarray(Image.open(buffer)).astype(np.float32) / 255
+
+    rng = np.random.default_rng(11)
+    checks = {"noisy not sharper": [], "jpeg q30 not sharper": [], "blurred blurrier under noise": []}
+    for path in sorted(folder.glob("*.png")):
+        sharp = read_photo(path).pixels
+        noisy = np.clip(sharp + rng.normal(0, 15 / 255, sharp.shape).astype(np.float32), 0, 1)
+        blurred = cv2.GaussianBlur(sharp, (0, 0), 1.5)
+        noisy_blurred = np.clip(blurred + rng.normal(0, 15 / 255, sharp.shape).astype(np.float32), 0, 1)
+        s_sharp, s_noisy = score(sharp, reblur), score(noisy, reblur)
+        checks["noisy not sharper"].append(s_noisy >= s_sharp)
+        checks["jpeg q30 not sharper"].append(score(jpeg(sharp, 30), reblur) >= s_sharp)
+        checks["blurred blurrier under noise"].append(score(noisy_blurred, reblur) > s_noisy)
+    return {name: {"photos": len(v), "share": round(float(np.mean(v)), 4)} for name, v in checks.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None)
@@ -82,16 +111,20 @@ def main() -> None:
     results = {"model": loaded.source}
     for name, score in (("reblur score", blur_score), ("gradient baseline", gradient_baseline)):
         results[name] = {"gopro-avg": pair_agreement(gopro, reblur, score), "levin": pair_agreement(levin, reblur, score),
-                         "kodak24-synthetic": strength_agreement(args.data / "val-sharp" / "kodak24", reblur, score)}
-    print(f"{'set':<28}{'pairs':>7}{'reblur score':>14}{'gradient only':>15}")
+                         "kodak24-synthetic": strength_agreement(args.data / "val-sharp" / "kodak24", reblur, score),
+                         "kodak24-robustness": robustness_agreement(args.data / "val-sharp" / "kodak24", reblur, score)}
+    print(f"{'set':<36}{'pairs':>7}{'reblur score':>14}{'gradient only':>15}")
     ours, base = results["reblur score"], results["gradient baseline"]
     for label, key in (("gopro-avg blurry > sharp", "gopro-avg"), ("levin blurry > sharp", "levin")):
-        print(f"{label:<28}{ours[key]['pairs']:>7}{ours[key]['blurry_scores_higher']:>14.1%}"
+        print(f"{label:<36}{ours[key]['pairs']:>7}{ours[key]['blurry_scores_higher']:>14.1%}"
               f"{base[key]['blurry_scores_higher']:>15.1%}")
     for kind, r in ours["kodak24-synthetic"].items():
         b = base["kodak24-synthetic"][kind]
-        print(f"{'kodak24 stronger ' + kind:<28}{r['pairs']:>7}{r['stronger_scores_higher']:>14.1%}"
+        print(f"{'kodak24 stronger ' + kind:<36}{r['pairs']:>7}{r['stronger_scores_higher']:>14.1%}"
               f"{b['stronger_scores_higher']:>15.1%}")
+    for check, r in ours["kodak24-robustness"].items():
+        b = base["kodak24-robustness"][check]
+        print(f"{'kodak24 ' + check:<36}{r['photos']:>7}{r['share']:>14.1%}{b['share']:>15.1%}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2))
     print(f"wrote {args.json}")
