@@ -124,7 +124,8 @@ class Method:
 
 def sampled_method(label: str, loaded, device: str, steps: int | None = None, samples: int = 1) -> Method:
     """One forward pass, or (diffusion models) `steps` denoising steps averaging `samples` samples."""
-    choice = choose(device, loaded.precision_for("auto"))
+    choice = choose(device, loaded.precision_for("auto"), loaded.spec.supports_fp16, loaded.spec.supports_bf16,
+                    loaded.spec.cpu_bf16)  # as the CLI chooses
     network = prepare_network(loaded.network, choice.device)
     predict = direct(network) if steps is None else diffusion(network, steps, samples, seed=0)
     restorer = Restorer(predict, choice, loaded.spec.size_multiple, loaded.bytes_per_pixel)

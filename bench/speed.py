@@ -53,7 +53,7 @@ def photo_shape(megapixels: float) -> tuple[int, int]:
     return height, int(height * 1.5)
 
 
-def run_case(config_name: str, megapixels: float, device: str, tile: int | None) -> dict:
+def run_case(config_name: str, megapixels: float, device: str, tile: int | None, precision: str = "auto") -> dict:
     """Runs inside the child process."""
     import numpy as np
     import torch
@@ -66,7 +66,7 @@ def run_case(config_name: str, megapixels: float, device: str, tile: int | None)
     torch.manual_seed(0)
     config = CONFIGS[config_name]
     spec = get_arch("xydeblur")
-    choice = choose(device)
+    choice = choose(device, precision, spec.supports_fp16, spec.supports_bf16, spec.cpu_bf16)  # as the CLI chooses
     network = prepare_network(build_network("xydeblur", config or CONFIGS["tiny"]).eval(), choice.device)
     restorer = Restorer(direct(network), choice, spec.size_multiple, spec.bytes_per_pixel(config), tile=tile)
     height, width = photo_shape(megapixels)
@@ -106,22 +106,25 @@ def main() -> None:
     parser.add_argument("--device", nargs="+", default=None, help="default: cpu, plus cuda when present")
     parser.add_argument("--tile", type=int, default=None, help="default: chosen from free memory")
     parser.add_argument("--json", type=Path, default=Path(__file__).with_name("results") / "speed.json")
+    parser.add_argument("--precision", default="auto", help="auto (as the CLI: bf16 on GPUs and on CPUs with "
+                                                           "native bf16), fp32, fp16 or bf16")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.child:
         config, megapixels, device = args.child
-        print(json.dumps(run_case(config, float(megapixels), device, args.tile)))
+        print(json.dumps(run_case(config, float(megapixels), device, args.tile, args.precision)))
         return
 
     devices = default_devices(args.device)
     rows = []
-    header = f"{'device':<8}{'config':<10}{'MP':>6}{'tile':>6}{'tiles':>7}{'seconds':>9}{'MP/s':>8}{'host MiB':>10}{'GPU MiB':>9}"
+    header = f"{'device':<8}{'prec':<6}{'config':<10}{'MP':>6}{'tile':>6}{'tiles':>7}{'seconds':>9}{'MP/s':>8}{'host MiB':>10}{'GPU MiB':>9}"
     print(header)
     for device in devices:
         for config in args.configs:
             for megapixels in args.sizes:
-                command = [sys.executable, __file__, "--child", config, str(megapixels), device]
+                command = [sys.executable, __file__, "--child", config, str(megapixels), device,
+                           "--precision", args.precision]
                 if args.tile:
                     command += ["--tile", str(args.tile)]
                 row, error = run_child(command)
@@ -129,7 +132,7 @@ def main() -> None:
                     print(f"{device:<8}{config:<10}{megapixels:>6} failed: {error}", flush=True)
                     continue
                 rows.append(row)
-                print(f"{device:<8}{config:<10}{row['megapixels']:>6}{row['tile']:>6}{row['tiles']:>7}"
+                print(f"{device:<8}{row['precision']:<6}{config:<10}{row['megapixels']:>6}{row['tile']:>6}{row['tiles']:>7}"
                       f"{row['seconds']:>9}{row['mp_per_s']:>8}{row['peak_host_mib']:>10}"
                       f"{row.get('peak_gpu_mib', '-'):>9}", flush=True)
                 write_json(args.json, rows)  # after every case: a stopped run keeps what it measured

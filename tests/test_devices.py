@@ -46,3 +46,16 @@ def test_the_reason_says_which_choices_were_requested():
     assert choose("cpu", "fp32").reason == "cpu, fp32 (requested)"
     assert choose("auto", "fp32").reason.endswith("(device auto-selected, precision requested)")
     assert choose("cpu", "auto").reason == "cpu, fp32 (device requested, precision auto-selected)"
+
+
+def test_auto_precision_on_the_cpu_is_bf16_only_where_it_is_native_and_measured(monkeypatch):
+    from deblur import devices
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: True)
+    assert resolve_precision("auto", cpu, cpu_bf16=True) == "bf16"
+    assert resolve_precision("auto", cpu, cpu_bf16=False) == "fp32"  # not measured for this model
+    assert resolve_precision("auto", cpu, supports_bf16=False, cpu_bf16=True) == "fp32"
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: False)
+    assert resolve_precision("auto", cpu, cpu_bf16=True) == "fp32"  # emulated bf16 is slower
+    assert resolve_precision("fp32", cpu, cpu_bf16=True) == "fp32"

@@ -64,12 +64,15 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def resolve_precision(precision: str, device: torch.device, supports_fp16: bool = True,
-                      supports_bf16: bool = True) -> str:
-    """auto: bf16 on GPUs that do it well, else fp32 (CPU and MPS are fastest and safest in fp32)."""
+                      supports_bf16: bool = True, cpu_bf16: bool = False) -> str:
+    """auto: bf16 on GPUs that do it well, and on CPUs that compute it natively for models measured to
+    match fp32 there (`cpu_bf16`); else fp32 (emulated bf16 is slower, and MPS is safest in fp32)."""
     if precision not in PRECISIONS:
         raise UsageError(f"unknown precision '{precision}'; use {', '.join(PRECISIONS)}")
     if precision == "auto":
         if device.type == "cuda" and supports_bf16 and torch.cuda.is_bf16_supported():
+            return "bf16"
+        if device.type == "cpu" and supports_bf16 and cpu_bf16 and cpu_has_native_bf16():
             return "bf16"
         return "fp32"
     if precision == "fp16" and not supports_fp16:
@@ -80,9 +83,9 @@ def resolve_precision(precision: str, device: torch.device, supports_fp16: bool 
 
 
 def choose(device: str = "auto", precision: str = "auto", supports_fp16: bool = True,
-           supports_bf16: bool = True) -> DeviceChoice:
+           supports_bf16: bool = True, cpu_bf16: bool = False) -> DeviceChoice:
     dev = resolve_device(device)
-    prec = resolve_precision(precision, dev, supports_fp16, supports_bf16)
+    prec = resolve_precision(precision, dev, supports_fp16, supports_bf16, cpu_bf16)
     label = str(dev)
     if dev.type == "cuda":
         label += f" ({torch.cuda.get_device_name(dev)})"
