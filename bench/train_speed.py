@@ -5,8 +5,10 @@
 
 Each case runs in a fresh subprocess (its peak memory is its own) and times whole training steps
 as `deblur train` runs them: batch drawing, synthetic blur on the device, the reblurring-module
-update and the deblurring-network update (reblurring loss on, FFT loss on). Prints a table and
-writes JSON (default bench/results/train_speed.json).
+update and the deblurring-network update (reblurring loss on, FFT loss on), with bf16 autocast
+where the trainer uses it; beside it, the network's bare fp32 step (forward, L1, backward, AdamW on
+random tensors), so the ratio shows what the rest of the pipeline costs. Prints a table and writes
+JSON (default bench/results/train_speed.json).
 """
 
 from __future__ import annotations
@@ -56,14 +58,46 @@ def run_case(config_name: str, device: str, crop: int, batch_size: int, steps: i
     if dev.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
+    bare = bare_network_step_seconds(config_name, dev, crop, batch_size, steps, warmup)
     result = {"config": config_name, **CONFIGS[config_name], "device": str(dev), "crop": crop,
               "batch_size": batch_size, "steps": steps, "seconds": round(seconds, 2),
-              "steps_per_s": round(steps / seconds, 3),
+              "steps_per_s": round(steps / seconds, 3), "bare_fp32_s_per_step": round(bare, 3),
+              "whole_over_bare": round(seconds / steps / bare, 2),
               "peak_host_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
               "amp": str(trainer.autocast_dtype).replace("torch.", "") if trainer.autocast_dtype else "off"}
     if dev.type == "cuda":
         result["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated() / 2**20)
     return result
+
+
+def bare_network_step_seconds(config_name: str, dev, crop: int, batch_size: int, steps: int, warmup: int) -> float:
+    """Seconds per step of the deblurring network alone in fp32: forward, L1, backward, AdamW on random
+    tensors. What a whole `deblur train` step costs beyond this is the pipeline's overhead."""
+    import torch
+
+    from deblur.archs.registry import build_network
+
+    torch.manual_seed(0)
+    network = build_network("xydeblur", CONFIGS[config_name]).to(dev).train()
+    optimizer = torch.optim.AdamW(network.parameters(), lr=1e-4)
+    blurry = torch.rand(batch_size, 3, crop, crop, device=dev)
+    sharp = torch.rand(batch_size, 3, crop, crop, device=dev)
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        torch.nn.functional.l1_loss(network(blurry), sharp).backward()
+        optimizer.step()
+
+    for _ in range(warmup):
+        step()
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - start) / steps
 
 
 def main() -> None:
@@ -85,7 +119,8 @@ def main() -> None:
 
     devices = default_devices(args.device)
     rows = []
-    print(f"{'device':<8}{'config':<10}{'crop':>6}{'batch':>7}{'steps/s':>9}{'s/step':>8}{'host MiB':>10}{'GPU MiB':>9}")
+    print(f"{'device':<8}{'config':<10}{'amp':>6}{'crop':>6}{'batch':>7}{'steps/s':>9}{'s/step':>8}{'bare fp32':>10}"
+          f"{'ratio':>7}{'host MiB':>10}{'GPU MiB':>9}")
     for device in devices:
         for config in args.configs:
             command = [sys.executable, __file__, "--child", config, device, "--crop", str(args.crop),
@@ -95,9 +130,9 @@ def main() -> None:
                 print(f"{device:<8}{config:<10} failed: {error}", flush=True)
                 continue
             rows.append(row)
-            print(f"{device:<8}{config:<10}{row['crop']:>6}{row['batch_size']:>7}{row['steps_per_s']:>9}"
-                  f"{1 / row['steps_per_s']:>8.2f}{row['peak_host_mib']:>10}{row.get('peak_gpu_mib', '-'):>9}",
-                  flush=True)
+            print(f"{device:<8}{config:<10}{row['amp']:>6}{row['crop']:>6}{row['batch_size']:>7}{row['steps_per_s']:>9}"
+                  f"{1 / row['steps_per_s']:>8.2f}{row['bare_fp32_s_per_step']:>10.2f}{row['whole_over_bare']:>7.2f}"
+                  f"{row['peak_host_mib']:>10}{row.get('peak_gpu_mib', '-'):>9}", flush=True)
             write_json(args.json, rows)
     print(f"wrote {args.json}")
 
