@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -187,3 +188,15 @@ def test_sampler_diffusion_without_a_model_uses_the_default_diffusion_model_and_
 def test_samples_without_diffusion_is_a_usage_error(photo_folder, tiny_weights):
     result = deblur(photo_folder / "a.jpg", "--weights", tiny_weights, "--samples", "4")
     assert result.exit_code == 2 and "--samples needs --sampler diffusion" in result.stderr
+
+
+@pytest.mark.parametrize("command", [["run"], ["train"], ["models", "list"], []])
+def test_help_shows_no_type_placeholders_and_imports_no_torch(command):
+    code = ("import sys; sys.argv = ['deblur', *sys.argv[1:], '--help']\n"
+            "from deblur.cli.app import main\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')")
+    out = subprocess.run([sys.executable, "-c", code, *command], capture_output=True, text=True, check=True,
+                         env={**os.environ, "COLUMNS": "120"}).stdout
+    assert "--help" in out and out.strip().endswith("NO-TORCH")
+    assert "<bool>" not in out and "<str>" not in out and "<int>" not in out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import typer
 from typer.core import TyperGroup
@@ -52,8 +53,35 @@ app.command("train", help=train.TRAIN_HELP)(train.train)
 app.command("finetune", help=train.FINETUNE_HELP)(train.finetune)
 
 
+def _plain_placeholders(command) -> None:
+    """Typer's rich help shows a type such as `<bool>` or `<str>` beside every option; a flag takes no
+    value, so it gets none, and a value gets a word for what it is (N, X, PATH, TEXT), as click writes."""
+    import typing
+
+    import click
+
+    help_option = command.get_help_option(click.Context(command))  # made on demand, then kept
+    for param in [*command.params, *([help_option] if help_option else [])]:
+        if param.param_type_name != "option" or param.metavar is not None:
+            continue
+        kind = getattr(param, "type_descriptor", None)
+        annotation = kind.annotation if kind else bool
+        if kind is not None and kind.is_list:
+            annotation = (typing.get_args(annotation) or (str,))[0]
+        if getattr(param, "is_flag", False) or annotation is bool:
+            param.metavar = ""
+        elif annotation is Path:
+            param.metavar = "PATH"
+        else:
+            param.metavar = {int: "N", float: "X"}.get(annotation, "TEXT")
+    for sub in getattr(command, "commands", {}).values():
+        _plain_placeholders(sub)
+
+
 def main() -> None:
-    app(prog_name="deblur")
+    command = typer.main.get_command(app)
+    _plain_placeholders(command)
+    command(prog_name="deblur")
 
 
 if __name__ == "__main__":
