@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from deblur.devices import choose, prepare_network
+from deblur.devices import choose, choose_for, prepare_network
 from deblur.imageio import read_photo
 from deblur.metrics import psnr, psnr_aligned, shifted, ssim
 from deblur.restore import Restorer
@@ -124,8 +124,7 @@ class Method:
 
 def sampled_method(label: str, loaded, device: str, steps: int | None = None, samples: int = 1) -> Method:
     """One forward pass, or (diffusion models) `steps` denoising steps averaging `samples` samples."""
-    choice = choose(device, loaded.precision_for("auto"), loaded.spec.supports_fp16, loaded.spec.supports_bf16,
-                    loaded.spec.cpu_bf16)  # as the CLI chooses
+    choice = choose_for(loaded.spec, device, loaded.precision_for("auto"))  # as the CLI chooses
     network = prepare_network(loaded.network, choice.device)
     predict = direct(network) if steps is None else diffusion(network, steps, samples, seed=0)
     restorer = Restorer(predict, choice, loaded.spec.size_multiple, loaded.bytes_per_pixel)

@@ -59,14 +59,14 @@ def run_case(config_name: str, megapixels: float, device: str, tile: int | None,
     import torch
 
     from deblur.archs.registry import build_network, get_arch
-    from deblur.devices import choose, prepare_network
+    from deblur.devices import choose_for, prepare_network
     from deblur.restore import Restorer
     from deblur.samplers import direct
 
     torch.manual_seed(0)
     config = CONFIGS[config_name]
     spec = get_arch("xydeblur")
-    choice = choose(device, precision, spec.supports_fp16, spec.supports_bf16, spec.cpu_bf16)  # as the CLI chooses
+    choice = choose_for(spec, device, precision)  # as the CLI chooses
     network = prepare_network(build_network("xydeblur", config or CONFIGS["tiny"]).eval(), choice.device)
     restorer = Restorer(direct(network), choice, spec.size_multiple, spec.bytes_per_pixel(config), tile=tile)
     height, width = photo_shape(megapixels)

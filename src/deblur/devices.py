@@ -95,6 +95,11 @@ def choose(device: str = "auto", precision: str = "auto", supports_fp16: bool = 
     return DeviceChoice(dev, prec, f"{label}, {prec} ({how})")
 
 
+def choose_for(spec, device: str = "auto", precision: str = "auto") -> DeviceChoice:
+    """`choose` with what an architecture (an ArchSpec) supports: the one way callers pick for a model."""
+    return choose(device, precision, spec.supports_fp16, spec.supports_bf16, spec.cpu_bf16)
+
+
 def cpu_has_native_bf16() -> bool:
     """True where the CPU computes bf16 in hardware (AVX-512 BF16 or AMX), read from its feature flags.
 

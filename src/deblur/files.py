@@ -31,7 +31,12 @@ def copy_atomic(source: Path, path: Path, overwrite: bool = True) -> None:
         shutil.copyfileobj(src, f, 1 << 20)
 
 
-PARTIAL_NAME = re.compile(r"^\..+\.(\d+)-[0-9a-f]{8}\.partial$")
+PARTIAL_NAME = re.compile(r"^\..+\.(\d+)-[0-9a-f]{8}\.partial$")  # what _partial_name writes
+
+
+def _partial_name(name: str) -> str:
+    """The hidden temporary name for `name`: the writer's process id, then a random tag."""
+    return f".{name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.partial"
 
 
 def prepare_folder(folder: Path) -> None:
@@ -39,7 +44,7 @@ def prepare_folder(folder: Path) -> None:
     not), and remove temporary files that killed deblur processes left there."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".deblur-write-check.{os.getpid()}-{uuid.uuid4().hex[:8]}.partial"
+        probe = folder / _partial_name("deblur-write-check")
         probe.touch(exist_ok=False)
         probe.unlink()
     except OSError as exc:
@@ -63,7 +68,7 @@ def _process_alive(pid: int) -> bool:
 
 @contextmanager
 def _temporary_beside(path: Path, overwrite: bool):
-    temp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.partial")
+    temp = path.with_name(_partial_name(path.name))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -294,8 +294,7 @@ def _network_restorer(loaded, engine: EngineOptions, on_step):
     from deblur import devices
     from deblur.restore import DEFAULT_OVERLAP, Restorer
 
-    choice = devices.choose(engine.device, loaded.precision_for(engine.precision), loaded.spec.supports_fp16,
-                            loaded.spec.supports_bf16, loaded.spec.cpu_bf16)
+    choice = devices.choose_for(loaded.spec, engine.device, loaded.precision_for(engine.precision))
     overlap = loaded.overlap_for(engine.overlap, DEFAULT_OVERLAP)
     devices.prepare_network(loaded.network, choice.device)
     predict, sampling = _sampler(loaded, choice, engine.sampling or SamplerOptions(), on_step)

@@ -83,7 +83,8 @@ def train(
         from deblur.training.trainer import TrainConfig
 
         settings = TrainConfig(
-            arch=model, config=_parse_config(config), steps=20000 if steps is None else steps, batch_size=batch_size, crop=crop,
+            arch=model, config=_parse_config(config), steps=20000 if steps is None else steps,
+            batch_size=batch_size, crop=crop,
             lr=lr, optimizer=optimizer, schedule=schedule, warmup=warmup, step_every=step_every, clip=clip, ema=ema,
             fft_weight=fft_weight, reblur_weight=reblur_weight, predictor_weight=predictor_weight, seed=seed,
             val_every=val_every, log_every=log_every, amp=amp)
