@@ -31,7 +31,8 @@ def run_case(config_name: str, device: str, crop: int, batch_size: int, steps: i
     import torch
 
     from deblur.devices import resolve_device
-    from deblur.training.data import SYNTHETIC_MARGIN, BatchMaker, Example
+    from deblur.training.batches import BatchMaker
+    from deblur.training.data import SYNTHETIC_MARGIN, Example
     from deblur.training.run_dir import RunDir
     from deblur.training.trainer import TrainConfig, Trainer
 

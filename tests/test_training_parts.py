@@ -9,7 +9,8 @@ from deblur.archs.registry import build_network
 from deblur.errors import InputError
 from deblur.metrics import psnr, ssim
 from deblur.training import kernels
-from deblur.training.data import BatchMaker, load_pairs, load_sharp, refuse_problems, split_holdout
+from deblur.training.batches import BatchMaker
+from deblur.training.data import load_pairs, load_sharp, refuse_problems, split_holdout
 from deblur.training.losses import fft_loss, reblur_module_loss, self_reblur_loss, supervised_reblur_loss
 from deblur.training.trainer import TrainConfig, lr_factor
 

@@ -15,8 +15,10 @@ TRAIN_HELP = """Train a deblurring network from scratch.
 
 PAIRS are folders holding blur/ + sharp/ (or input/ + target/, blurry/ + gt/) with matching file
 names; --sharp DIR adds sharp photos that are blurred on the fly (camera shake, defocus, noise,
-JPEG). The run folder (-o, default runs/ARCH-TIME) gets model.safetensors, usable at once with
+JPEG); --frames DIR adds high-speed video frames (240 fps) averaged into real motion blur.
+The run folder (-o, default runs/ARCH-TIME) gets model.safetensors, usable at once with
 `deblur PHOTO --weights RUN/model.safetensors`, plus a log, previews and the state for --resume.
+--preview-data N -o DIR writes the first N training pairs as pictures instead of training.
 Ctrl-C saves. Several GPUs: torchrun --nproc-per-node N -m deblur train ...
 """
 
@@ -29,6 +31,17 @@ fine-tuning defaults: a lower learning rate and fewer steps. Data and outputs as
 Pairs = Annotated[Optional[List[Path]], typer.Argument(help="Folders of blurry/sharp pairs.", show_default=False)]
 Sharp = Annotated[Optional[List[Path]], typer.Option("--sharp", help="A folder of sharp photos to blur on the fly "
                                                                      "(repeatable).")]
+Frames = Annotated[Optional[List[Path]], typer.Option("--frames", help="A folder of consecutive high-speed video "
+                                                                       "frames, or one sub-folder per clip: windows "
+                                                                       "of 5-15 frames averaged into real motion blur "
+                                                                       "(repeatable).")]
+FramesShare = Annotated[float, typer.Option("--frames-share", min=0.0, max=1.0,
+                                            help="Share of steps drawn from --frames when other data is given too.")]
+Synthesis = Annotated[str, typer.Option(help="How sharp photos are blurred: camera (linear light, clipped "
+                                             "highlights, sensor noise, rotating shake) or srgb (the earlier "
+                                             "kernels-on-sRGB blur).")]
+PreviewData = Annotated[Optional[int], typer.Option("--preview-data", min=1, help="Write the first N training pairs "
+                                                    "(blurry | sharp) as PNGs in the -o folder and stop.")]
 Val = Annotated[Optional[Path], typer.Option("--val", help="Validation folder (pairs or sharp photos); default: "
                                                            "a few training examples held out.")]
 Config = Annotated[Optional[List[str]], typer.Option("--config", help="Network setting KEY=VALUE, e.g. width=16 "
@@ -61,7 +74,7 @@ Json = Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdo
 
 
 def train(
-    pairs: Pairs = None, sharp: Sharp = None, val: Val = None,
+    pairs: Pairs = None, sharp: Sharp = None, frames: Frames = None, val: Val = None,
     model: Annotated[str, typer.Option("--model", "-m", help="Architecture to train: xydeblur or dvsr.")] = "xydeblur",
     config: Config = None,
     steps: Annotated[Optional[int], typer.Option(min=1, help="Training steps (default 20000; with --resume: "
@@ -71,12 +84,12 @@ def train(
     optimizer: Optimizer = "adamw", schedule: Schedule = "cosine", warmup: Warmup = None,
     step_every: StepEvery = 5000, clip: Clip = 1.0,
     ema: Ema = 0.999, fft_weight: FftWeight = 0.1, reblur_weight: ReblurWeight = None,
-    predictor_weight: PredictorWeight = 0.0, seed: Seed = 0,
-    val_every: ValEvery = 500, log_every: LogEvery = 20, device: Device = "auto", amp: Amp = True,
+    predictor_weight: PredictorWeight = 0.0, synthesis: Synthesis = "camera", frames_share: FramesShare = 0.3,
+    seed: Seed = 0, val_every: ValEvery = 500, log_every: LogEvery = 20, device: Device = "auto", amp: Amp = True,
     output: Output = None,
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue the run in this folder "
                                                                     "(--steps may extend it).")] = None,
-    quiet: Quiet = False, as_json: Json = False,
+    preview: PreviewData = None, quiet: Quiet = False, as_json: Json = False,
 ) -> None:
     reporter = _reporter(quiet)
     with exit_on_errors(reporter):
@@ -86,17 +99,21 @@ def train(
             arch=model, config=_parse_config(config), steps=20000 if steps is None else steps,
             batch_size=batch_size, crop=crop,
             lr=lr, optimizer=optimizer, schedule=schedule, warmup=warmup, step_every=step_every, clip=clip, ema=ema,
-            fft_weight=fft_weight, reblur_weight=reblur_weight, predictor_weight=predictor_weight, seed=seed,
+            fft_weight=fft_weight, reblur_weight=reblur_weight, predictor_weight=predictor_weight,
+            synthesis=synthesis, frames_share=frames_share, seed=seed,
             val_every=val_every, log_every=log_every, amp=amp)
-        if resume is not None and (pairs or sharp or val or output):
+        if resume is not None and (pairs or sharp or frames or val or output or preview):
             raise UsageError("--resume continues a run with its own data and folder; give only --resume RUN_DIR "
                              "(and --steps to extend it)")
-        _train(reporter, settings, _sources(pairs, sharp, val), resume or output, device, resume is not None,
-               steps, None, as_json)
+        sources = _sources(pairs, sharp, frames, val)
+        if preview:
+            _preview(reporter, settings, sources, output, preview)
+            return
+        _train(reporter, settings, sources, resume or output, device, resume is not None, steps, None, as_json)
 
 
 def finetune(
-    pairs: Pairs = None, sharp: Sharp = None, val: Val = None,
+    pairs: Pairs = None, sharp: Sharp = None, frames: Frames = None, val: Val = None,
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="The model to start from "
                                                                        "(default: the default model).")] = None,
     weights: Annotated[Optional[str], typer.Option("--weights", "-w", help="Start from this checkpoint instead "
@@ -107,9 +124,10 @@ def finetune(
     optimizer: Optimizer = "adamw", schedule: Schedule = "cosine", warmup: Warmup = None,
     step_every: StepEvery = 500, clip: Clip = 1.0,
     ema: Ema = 0.999, fft_weight: FftWeight = 0.1, reblur_weight: ReblurWeight = None,
-    predictor_weight: PredictorWeight = 0.0, seed: Seed = 0, val_every: ValEvery = 250, log_every: LogEvery = 20, device: Device = "auto", amp: Amp = True,
+    predictor_weight: PredictorWeight = 0.0, synthesis: Synthesis = "camera", frames_share: FramesShare = 0.3,
+    seed: Seed = 0, val_every: ValEvery = 250, log_every: LogEvery = 20, device: Device = "auto", amp: Amp = True,
     output: Output = None, offline: Annotated[bool, typer.Option("--offline", help="Never use the network.")] = False,
-    quiet: Quiet = False, as_json: Json = False,
+    preview: PreviewData = None, quiet: Quiet = False, as_json: Json = False,
 ) -> None:
     reporter = _reporter(quiet)
     with exit_on_errors(reporter):
@@ -123,13 +141,18 @@ def finetune(
         settings = TrainConfig(
             arch=loaded.spec.name, config=dict(loaded.config), steps=steps, batch_size=batch_size, crop=crop,
             lr=lr, optimizer=optimizer, schedule=schedule, warmup=warmup, step_every=step_every, clip=clip, ema=ema,
-            fft_weight=fft_weight, reblur_weight=reblur_weight, predictor_weight=predictor_weight, seed=seed,
+            fft_weight=fft_weight, reblur_weight=reblur_weight, predictor_weight=predictor_weight,
+            synthesis=synthesis, frames_share=frames_share, seed=seed,
             val_every=val_every, log_every=log_every, amp=amp)
+        sources = _sources(pairs, sharp, frames, val)
+        if preview:
+            _preview(reporter, settings, sources, output, preview)
+            return
         if loaded.reblur is not None:
             settings.reblur_config = {**settings.reblur_config, **loaded.reblur_config}
         elif reblur_weight or (reblur_weight is None and loaded.spec.objective == "direct"):
             reporter.warning(f"{loaded.source} has no reblurring module; a new one is trained from scratch")
-        _train(reporter, settings, _sources(pairs, sharp, val), output, device, False, None, init, as_json)
+        _train(reporter, settings, sources, output, device, False, None, init, as_json)
 
 
 def _reporter(quiet: bool) -> Reporter:
@@ -137,11 +160,20 @@ def _reporter(quiet: bool) -> Reporter:
     return Reporter(quiet=quiet or int(os.environ.get("RANK", "0")) != 0)
 
 
-def _sources(pairs, sharp, val):
+def _sources(pairs, sharp, frames, val):
     from deblur.training.session import DataSources
 
     return DataSources(pairs=[str(p) for p in pairs or []], sharp=[str(p) for p in sharp or []],
-                       val=None if val is None else str(val))
+                       frames=[str(p) for p in frames or []], val=None if val is None else str(val))
+
+
+def _preview(reporter: Reporter, settings, sources, output, count: int) -> None:
+    from deblur.training.session import preview_data
+
+    if output is None:
+        raise UsageError("--preview-data writes pictures: give the folder with -o DIR")
+    written = preview_data(settings, sources, output, count)
+    reporter.info(f"wrote {len(written)} training pair(s) (blurry | sharp) to {output}")
 
 
 def _parse_config(items) -> dict:

@@ -49,7 +49,9 @@ class TrainingView:
             self.reporter.info(
                 f"training in {event['run_dir']} on {event['device']} ({event['precision']})"
                 + (f" x{event['world_size']} processes" if event["world_size"] > 1 else "")
-                + f": {event['paired']} pairs, {event['sharp']} sharp photos, {event['validation']} for validation"
+                + f": {event['paired']} pairs, {event['sharp']} sharp photos"
+                + (f", {event['clips']} video clip(s)" if event.get("clips") else "")
+                + f", {event['validation']} for validation"
                 + (f"; resuming at step {event['step']}" if event["step"] else ""))
         elif kind == "train":
             self.latest = event

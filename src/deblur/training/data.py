@@ -189,7 +189,7 @@ def step_generator(seed: int, step: int, rank: int = 0, device="cpu") -> torch.G
     return torch.Generator(device=device).manual_seed(int(state))
 
 
-def _augment(tensors: list[torch.Tensor], generator: torch.Generator) -> list[torch.Tensor]:
+def augment(tensors: list[torch.Tensor], generator: torch.Generator) -> list[torch.Tensor]:
     """The same random flip and 90-degree rotation for every tensor of one example."""
     flip, turns = torch.randint(0, 2, (1,), generator=generator).item(), torch.randint(0, 4, (1,), generator=generator).item()
     out = []
@@ -200,39 +200,12 @@ def _augment(tensors: list[torch.Tensor], generator: torch.Generator) -> list[to
     return out
 
 
-def _crop(images: list[np.ndarray], size: int, generator: torch.Generator) -> list[torch.Tensor]:
+def random_crop(images: list[np.ndarray], size: int, generator: torch.Generator) -> list[torch.Tensor]:
     h, w = images[0].shape[:2]
     top = torch.randint(0, h - size + 1, (1,), generator=generator).item()
     left = torch.randint(0, w - size + 1, (1,), generator=generator).item()
     return [torch.from_numpy(np.ascontiguousarray(im[top:top + size, left:left + size])).permute(2, 0, 1)
             for im in images]
-
-
-class BatchMaker:
-    """Random (blurry, sharp) training batches on the device from paired and sharp examples."""
-
-    def __init__(self, paired: list, sharp: list, crop: int, batch_size: int, device,
-                 blur: BlurSettings = BlurSettings()):
-        if not paired and not sharp:
-            raise InputError("no training images: pass a paired folder and/or --sharp DIR")
-        self.paired, self.sharp = paired, sharp
-        self.crop, self.batch_size, self.device, self.blur = crop, batch_size, torch.device(device), blur
-
-    def batch(self, seed: int, step: int, rank: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-        gen = step_generator(seed, step, rank)
-        total = len(self.paired) + len(self.sharp)
-        # Each step draws from one kind, in proportion to how many examples each kind has.
-        use_paired = torch.randint(0, total, (1,), generator=gen).item() < len(self.paired)
-        pool = self.paired if use_paired else self.sharp
-        picks = torch.randint(0, len(pool), (self.batch_size,), generator=gen).tolist()
-        if use_paired:
-            pairs = [_augment(_crop(pool[i].images()[::-1], self.crop, gen), gen) for i in picks]
-            blurry = torch.stack([b for b, _ in pairs]).to(self.device).float() / 255
-            sharp = torch.stack([s for _, s in pairs]).to(self.device).float() / 255
-            return blurry, sharp
-        crops = [_augment(_crop(pool[i].images()[:1], self.crop + SYNTHETIC_MARGIN, gen), gen)[0] for i in picks]
-        sharp = torch.stack(crops).to(self.device).float() / 255
-        return synthesize(sharp, step_generator(seed, step, rank, self.device), self.blur)
 
 
 def validation_batch(examples: list, crop: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -28,6 +28,11 @@ class BlurSettings:
     shot_max: float = 0.01  # signal-dependent (Poisson-like) variance factor upper bound
     jpeg_share: float = 0.3
     jpeg_quality: tuple = (60, 95)
+    # the camera pipeline only (synthesis.py): linear light, saturation, sensor noise, rotating shake
+    highlight_gain: float = 4.0  # clipped highlights were up to this much brighter in the scene
+    light_share: float = 0.2  # crops that get small bright lamps before blurring
+    camera_shake_share: float = 0.3  # non-uniform blur from camera rotation instead of a kernel
+    max_shot: float = 0.01  # the noisiest sensor's shot-noise factor (linear light)
 
 
 def _uniform(n, low, high, generator, device):

@@ -14,8 +14,10 @@ from pathlib import Path
 
 from deblur.errors import UsageError
 from deblur.training import distributed
-from deblur.training.data import (BatchMaker, DataReport, MemoryBudget, find_pair_layout, load_pairs, load_sharp,
-                                  refuse_problems, split_holdout, validation_batch)
+from deblur.training.batches import BatchMaker
+from deblur.training.data import (DataReport, MemoryBudget, find_pair_layout, load_pairs, load_sharp, refuse_problems,
+                                  split_holdout, validation_batch)
+from deblur.training.frames import load_clips
 from deblur.training.run_dir import RunDir
 from deblur.training.trainer import TrainConfig, Trainer
 
@@ -27,6 +29,7 @@ TRAIN_WARMUP, FINETUNE_WARMUP = 500, 100  # default warm-up steps, capped at a t
 class DataSources:
     pairs: list = field(default_factory=list)  # folders with blur/ + sharp/ (or input/target, blurry/gt)
     sharp: list = field(default_factory=list)  # folders of sharp photos, blurred on the fly
+    frames: list = field(default_factory=list)  # folders of high-speed video frames, averaged into exposures
     val: str | None = None  # a paired or sharp folder; else examples held out of the training data
 
 
@@ -40,19 +43,22 @@ class PreparedData:
 
 def prepare_data(sources: DataSources, config: TrainConfig, device) -> PreparedData:
     """Read and check all the data, reporting every problem at once; split off validation."""
-    if not sources.pairs and not sources.sharp:
-        raise UsageError("no training data: give a folder of pairs (blur/ + sharp/) and/or --sharp DIR")
+    if not sources.pairs and not sources.sharp and not sources.frames:
+        raise UsageError("no training data: give a folder of pairs (blur/ + sharp/), --sharp DIR and/or --frames DIR")
     budget = MemoryBudget(4 << 30)
     paired, sharp = DataReport(), DataReport()
     for folder in sources.pairs:
         paired.add(load_pairs(Path(folder), config.crop, budget))
     for folder in sources.sharp:
         sharp.add(load_sharp(Path(folder), config.crop, budget))
+    clips = DataReport()
+    for folder in sources.frames:
+        clips.add(load_clips(Path(folder), config.crop, budget))
     val = DataReport()
     if sources.val:
         folder = Path(sources.val)
         val = load_pairs(folder, 16) if find_pair_layout(folder) else load_sharp(folder, 16)
-    refuse_problems(paired.problems + sharp.problems + val.problems)
+    refuse_problems(paired.problems + sharp.problems + clips.problems + val.problems)
 
     held = []
     if not sources.val:
@@ -66,9 +72,20 @@ def prepare_data(sources: DataSources, config: TrainConfig, device) -> PreparedD
         warnings.append("no validation: too few examples to hold any out (it takes 10 of one kind), so no PSNR "
                         "and no previews/; give --val DIR")
     validation = validation_batch(val_examples, config.val_crop) if val_examples else None
-    counts = {"paired": len(paired.examples), "sharp": len(sharp.examples), "validation": len(val_examples)}
-    batches = BatchMaker(paired.examples, sharp.examples, config.crop, config.batch_size, device)
+    counts = {"paired": len(paired.examples), "sharp": len(sharp.examples), "clips": len(clips.examples),
+              "validation": len(val_examples)}
+    batches = BatchMaker(paired.examples, sharp.examples, config.crop, config.batch_size, device,
+                         pipeline=config.synthesis, clips=clips.examples, frames_share=config.frames_share)
     return PreparedData(batches, validation, counts, warnings)
+
+
+def preview_data(config: TrainConfig, sources: DataSources, folder: Path, count: int, device: str = "cpu") -> list:
+    """Write the first `count` pairs this configuration would train on as pictures; returns their paths."""
+    from deblur.training.data_preview import write_data_preview
+
+    config.check()
+    data = prepare_data(sources, config, device)
+    return write_data_preview(data.batches, count, folder, config.seed)
 
 
 def _settle_warmup(config: TrainConfig, finetuning: bool) -> list[str]:
@@ -133,6 +150,7 @@ def _start(config, sources, run_dir, device, resume, steps, init, on_event, cont
     run = RunDir(run_dir or default_run_dir(config.arch))
     if resume:
         saved = run.read_config()
+        saved["train"].setdefault("synthesis", "srgb")  # runs from before the camera pipeline keep theirs
         config = TrainConfig(**saved["train"])
         config.steps = config.steps if steps is None else steps
         sources = DataSources(**saved["data"])

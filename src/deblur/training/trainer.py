@@ -26,6 +26,7 @@ from deblur.restore import pad_to_multiple
 from deblur.training import distributed
 from deblur.training.losses import fft_loss, l1, reblur_module_loss, supervised_reblur_loss
 from deblur.training.run_dir import RunDir
+from deblur.training.synthesis import PIPELINES
 
 
 @dataclass
@@ -50,6 +51,8 @@ class TrainConfig:
     val_diffusion_steps: int = 10  # DvSR only: also validate sampling with this many steps (0: predictor only)
     reblur_config: dict = field(default_factory=lambda: dict(REBLUR.default_config))
     reblur_lr: float = 1e-4
+    synthesis: str = "camera"  # how sharp photos are blurred: camera (linear light, noise, rotation) or srgb
+    frames_share: float = 0.3  # share of steps drawn from --frames clips when other data is given too
     amp: bool = True  # mixed precision where it helps: CUDA, and CPUs with native bf16; False forces fp32
     seed: int = 0
     val_every: int = 500
@@ -69,6 +72,10 @@ class TrainConfig:
         if unknown:
             raise UsageError(f"--config {unknown[0]}=... is not a setting of {self.arch}; "
                              f"its settings: {', '.join(spec.config_keys)}")
+        if self.synthesis not in PIPELINES:
+            raise UsageError(f"unknown --synthesis '{self.synthesis}'; use {' or '.join(PIPELINES)}")
+        if not 0 <= self.frames_share <= 1:
+            raise UsageError(f"--frames-share must be between 0 and 1, got {self.frames_share}")
         multiple = spec.size_multiple
         if self.crop % multiple or self.crop < 16:
             raise UsageError(f"--crop must be at least 16 and a multiple of {multiple} for {self.arch}")

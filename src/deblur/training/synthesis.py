@@ -1,0 +1,50 @@
+"""Blurry training photos made from sharp ones, the way a camera makes them.
+
+Two pipelines, chosen by `deblur train --synthesis`:
+- camera (the default): undo the tone curve, brighten clipped highlights and add lamps, blur in linear
+  light (a kernel, or camera rotation that varies across the frame), add Poisson-Gaussian sensor noise,
+  clip, re-apply the tone curve, then JPEG. The sharp target goes through the same clip and curve.
+- srgb: kernels convolved with sRGB values, then noise and JPEG (the earlier pipeline; runs started
+  with it resume unchanged, and the two can be compared).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from deblur.training import camera, kernels
+from deblur.training.camera_motion import camera_shake_blur
+from deblur.training.kernels import MAX_KERNEL, BlurSettings
+
+PIPELINES = ("camera", "srgb")
+
+
+def synthesize(sharp_with_margin: torch.Tensor, generator: torch.Generator, settings: BlurSettings = BlurSettings(),
+               pipeline: str = "camera") -> tuple[torch.Tensor, torch.Tensor]:
+    """(blurry, sharp) sRGB batches from sharp sRGB crops carrying MAX_KERNEL - 1 pixels of margin."""
+    if pipeline == "srgb":
+        return kernels.synthesize(sharp_with_margin, generator, settings)
+    if pipeline != "camera":
+        raise ValueError(f"unknown synthesis pipeline '{pipeline}'; use {' or '.join(PIPELINES)}")
+    n, _, h, w = sharp_with_margin.shape
+    device = sharp_with_margin.device
+    margin = (MAX_KERNEL - 1) // 2
+    scene = camera.srgb_to_linear(sharp_with_margin)
+    scene = camera.brighten_highlights(scene, generator, settings.highlight_gain)
+    scene = camera.add_light_sources(scene, generator, settings.light_share)
+
+    blurry = kernels.blur_valid(scene, kernels.random_kernels(n, generator, device, settings))
+    varying = torch.rand(n, generator=generator, device=device) < settings.varying_share
+    if varying.any():  # two kernels blended by a smooth mask: a subject moving against its background
+        second = kernels.blur_valid(scene, kernels.random_kernels(n, generator, device, settings))
+        mask = kernels.smooth_masks(n, blurry.shape[-2], blurry.shape[-1], generator, device)
+        blurry = torch.where(varying[:, None, None, None], mask * blurry + (1 - mask) * second, blurry)
+    rotating = torch.rand(n, generator=generator, device=device) < settings.camera_shake_share
+    if rotating.any():
+        shaken = camera_shake_blur(scene[rotating], generator, margin, settings.min_length, settings.max_length)
+        blurry = blurry.index_put((rotating,), shaken)
+
+    blurry = camera.linear_to_srgb(camera.sensor_noise(blurry, generator, settings.max_shot))
+    blurry = kernels.jpeg_roundtrip(blurry, generator, settings)
+    sharp = camera.linear_to_srgb(scene[..., margin:h - margin, margin:w - margin])
+    return blurry, sharp
