@@ -37,13 +37,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from deblur.devices import choose, choose_for, prepare_network
+from deblur.deblurrer import Deblurrer
 from deblur.imageio import read_photo
 from deblur.metrics import psnr, psnr_aligned, shifted, ssim
-from deblur.restore import Restorer
-from deblur.samplers import diffusion, direct
 from deblur.training import kernels
-from deblur.weights import load_model
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 KODAK_SEED = 2024
@@ -122,36 +119,10 @@ class Method:
         self.label, self.restore, self.slow, self.uses_kernel = label, restore, slow, uses_kernel
 
 
-def sampled_method(label: str, loaded, device: str, steps: int | None = None, samples: int = 1) -> Method:
-    """One forward pass, or (diffusion models) `steps` denoising steps averaging `samples` samples."""
-    choice = choose_for(loaded.spec, device, loaded.precision_for("auto"))  # as the CLI chooses
-    network = prepare_network(loaded.network, choice.device)
-    predict = direct(network) if steps is None else diffusion(network, steps, samples, seed=0)
-    restorer = Restorer(predict, choice, loaded.spec.size_multiple, loaded.bytes_per_pixel)
-    return Method(label, lambda pixels: restorer.restore(pixels)[0], slow=bool(steps))
-
-
-def shake_method(label: str, loaded, device: str) -> Method:
-    """The shake model as the CLI runs it: its fallback is the manifest's default network."""
-    from deblur.manifest import load_manifest
-    from deblur.shake.restorer import ShakeRestorer
-
-    fallback_name = load_manifest().default_model
-    fallback = sampled_method(fallback_name, load_model(fallback_name), device)
-    restorer = ShakeRestorer(loaded.network, device, _PixelsRestorer(fallback.restore), fallback_name)
-    return Method(label, lambda pixels: restorer.restore(pixels)[0])
-
-
-class _PixelsRestorer:
-    """A Method's restore (pixels -> pixels) with the Restorer interface that ShakeRestorer falls back to."""
-
-    def __init__(self, restore):
-        self._restore = restore
-
-    def restore(self, pixels, on_tile=None):
-        from deblur.restore import RestoreReport
-
-        return self._restore(pixels), RestoreReport(tile=None, tiles=1, warnings=[])
+def engine_method(label: str, engine: Deblurrer, slow: bool = False) -> Method:
+    """What `deblur PHOTO` does with these options (a network, a diffusion setting, or the shake model
+    with its fallback): the bench and the CLI share Deblurrer."""
+    return Method(label, lambda pixels: engine.restore_pixels(pixels)[0], slow=slow)
 
 
 def wiener_method() -> Method:
@@ -160,18 +131,14 @@ def wiener_method() -> Method:
     return Method("wiener (true kernel)", wiener, uses_kernel=True)
 
 
-def adapt_method(label: str, loaded, device: str, iters: int, lr: float, crop_size: int, log: dict) -> Method:
-    from deblur.training.adapt import AdaptOptions, SelfReblurAdapter
+def adapt_method(label: str, engine: Deblurrer, iters: int, lr: float, crop_size: int, log: dict) -> Method:
+    from deblur.training.adapt import AdaptOptions
 
-    choice = choose(device, loaded.precision_for("auto"))
-    network = prepare_network(loaded.network, choice.device)
-    restorer = Restorer(direct(network), choice, loaded.spec.size_multiple, loaded.bytes_per_pixel)
-    adapter = SelfReblurAdapter(network, loaded.reblur, choice.device, loaded.spec.size_multiple,
-                                AdaptOptions(iters=iters, lr=lr, crop_size=crop_size))
+    adapter = engine.adapter(AdaptOptions(iters=iters, lr=lr, crop_size=crop_size))
 
     def restore(pixels):
         with adapter.adapted(pixels) as report:
-            out = restorer.restore(pixels)[0]
+            out = engine.restore_pixels(pixels)[0]
         log.setdefault(label, []).append(report.as_json()["adaptation"])
         return out
 
@@ -266,29 +233,28 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=Path(__file__).with_name("results") / "quality.json")
     args = parser.parse_args()
 
-    # label -> how to load a fresh copy (the adapted row must not share weights with the plain one)
-    loaders = {name: (lambda name=name: load_model(name)) for name in args.model}
+    # label -> the options that choose its weights (each row gets its own engine: the adapted row must
+    # not share weights with the plain one)
+    sources = {name: {"model": name} for name in args.model}
     for item in args.weights:
         label, _, path = item.partition("=")
-        loaders[label] = lambda path=path: load_model(weights=path)
+        sources[label] = {"weights": path}
     methods = [Method("blurry input", lambda pixels: pixels)]
     adapt_log: dict = {}
-    for label, load in loaders.items():
-        loaded = load()
-        if not loaded.spec.needs_weights:
-            methods.append(shake_method(label, loaded, args.device))
-            continue
-        if loaded.spec.objective == "diffusion":
+    for label, source in sources.items():
+        engine = Deblurrer(**source, device=args.device)
+        if engine.model.spec.objective == "diffusion":
             for setting in args.dvsr_settings:
                 steps, _, samples = setting.partition("x")
-                methods.append(sampled_method(f"{label} steps {steps} x{samples or 1}", loaded, args.device,
-                                              int(steps), int(samples or 1)))
+                sampled = Deblurrer(**source, device=args.device, sampler="diffusion", steps=int(steps),
+                                    samples=int(samples or 1))
+                methods.append(engine_method(f"{label} steps {steps} x{samples or 1}", sampled, slow=int(steps) > 0))
             continue
-        methods.append(sampled_method(label, loaded, args.device))
-        if args.adapt and loaded.reblur is not None:
-            methods.append(adapt_method(f"{label} + adapt ({args.adapt_iters} it, {args.adapt_crop_size} px)", load(),
-                                        args.device, args.adapt_iters, args.adapt_lr, args.adapt_crop_size,
-                                        adapt_log))
+        methods.append(engine_method(label, engine))
+        if args.adapt and engine.model.reblur is not None:
+            methods.append(adapt_method(f"{label} + adapt ({args.adapt_iters} it, {args.adapt_crop_size} px)",
+                                        Deblurrer(**source, device=args.device), args.adapt_iters, args.adapt_lr,
+                                        args.adapt_crop_size, adapt_log))
     if args.wiener:
         methods.append(wiener_method())
     print(f"{'set':<14}{'images':<22}{'method':<36}{'n':>4}{'PSNR':>9}{'SSIM':>8}{'<in':>5}{'worst':>8}{'s/MP':>9}")

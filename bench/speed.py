@@ -60,7 +60,7 @@ def run_case(config_name: str, megapixels: float, device: str, tile: int | None,
 
     from deblur.archs.registry import build_network, get_arch
     from deblur.devices import choose_for, prepare_network
-    from deblur.restore import Restorer
+    from deblur.restorer import Restorer
     from deblur.samplers import direct
 
     torch.manual_seed(0)

@@ -22,6 +22,17 @@ def tiny_weights(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def with_reblur(tmp_path_factory) -> Path:
+    """A random tiny XYDeblur checkpoint carrying a reblurring module (for adapt and score)."""
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("reblur") / "tiny_reblur.safetensors"
+    reblur_config = {"width": 4, "blocks": 1, "kernel": 5}
+    write_checkpoint(path, build_network("xydeblur", TINY).state_dict(), "xydeblur", TINY,
+                     reblur=(build_network("reblur", reblur_config).state_dict(), reblur_config))
+    return path
+
+
 def random_rgb(height=24, width=32, seed=0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
 

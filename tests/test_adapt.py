@@ -10,7 +10,6 @@ from typer.testing import CliRunner
 
 from deblur.archs.registry import build_network
 from deblur.cli.app import app
-from deblur.checkpoints import write_checkpoint
 from deblur.errors import UsageError
 from deblur.training.adapt import AdaptOptions, SelfReblurAdapter
 
@@ -18,17 +17,6 @@ from conftest import TINY, random_rgb
 
 runner = CliRunner()
 OPTIONS = AdaptOptions(iters=3, lr=1e-3, crops=2, crop_size=32, seed=1, keep_worse=True)  # mechanics, not quality
-
-
-@pytest.fixture(scope="module")
-def with_reblur(tmp_path_factory):
-    """A random tiny XYDeblur checkpoint carrying a reblurring module."""
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("adapt") / "tiny_reblur.safetensors"
-    reblur_config = {"width": 4, "blocks": 1, "kernel": 5}
-    write_checkpoint(path, build_network("xydeblur", TINY).state_dict(), "xydeblur", TINY,
-                     reblur=(build_network("reblur", reblur_config).state_dict(), reblur_config))
-    return path
 
 
 def adapter(options=OPTIONS):

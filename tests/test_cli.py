@@ -97,7 +97,7 @@ def test_existing_result_is_kept_and_reported(photo_folder, tiny_weights):
 
 
 def test_ctrl_c_exits_130_and_leaves_no_partial_file(photo_folder, tiny_weights, monkeypatch):
-    from deblur.restore import Restorer
+    from deblur.restorer import Restorer
 
     def interrupted(self, pixels, on_tile=None):
         raise KeyboardInterrupt
@@ -167,7 +167,7 @@ def test_rerunning_a_quoted_glob_restores_nothing_twice_and_succeeds(photo_folde
 
 
 def test_an_unwritable_output_folder_fails_each_photo_before_restoring_it(photo_folder, tiny_weights, monkeypatch):
-    from deblur.restore import Restorer
+    from deblur.restorer import Restorer
 
     calls = []
     original = Restorer.restore

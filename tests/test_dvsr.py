@@ -8,7 +8,7 @@ from deblur.archs.dvsr import noise_level_encoding, noisy_residual
 from deblur.archs.registry import build_network
 from deblur.devices import choose
 from deblur.diffusion import inference_schedule, noise_field, sample_training_levels
-from deblur.restore import Restorer
+from deblur.restorer import Restorer
 from deblur.samplers import diffusion
 
 SMALL = {"predictor_width": 8, "denoiser_width": 8, "blocks": 1}

@@ -4,7 +4,7 @@ import torch
 
 from deblur.archs.xydeblur import XYDeblur
 from deblur.devices import choose
-from deblur.restore import Restorer
+from deblur.restorer import Restorer
 from deblur.samplers import direct
 from deblur.tiling import Blender, auto_tile_size, axis_spans, axis_weights, plan_tiles, span_size
 

@@ -2,22 +2,24 @@
 
 The public API imports torch only when first used::
 
-    from deblur import load_model, Restorer, read_photo, write_photo
-    from deblur.samplers import direct
-    from deblur.devices import choose
+    import deblur
 
-    model = load_model("xydeblur", weights="model.safetensors")
-    restorer = Restorer(direct(model.network), choose("auto"), model.spec.size_multiple, model.bytes_per_pixel)
-    photo = read_photo("shaky.jpg")
-    photo.pixels, report = restorer.restore(photo.pixels)
-    write_photo(photo, "shaky_deblur.jpg")
+    sharp = deblur.restore("shaky.jpg")  # a PIL image, EXIF and ICC kept; also PIL, numpy, torch in
+    deblur.restore("shaky.jpg", output="shaky_deblur.jpg", model="shake")
+
+    restorer = deblur.Deblurrer(model="xydeblur", device="auto")  # load once, restore many
+    for path in paths:
+        restorer.restore(path, output=path.with_stem(path.stem + "_deblur"))
+    restorer.adapt(image, iters=20), restorer.score(image)
 """
 
 __version__ = "0.1.0"
 
 _LAZY = {
+    "restore": "deblur.deblurrer",
+    "Deblurrer": "deblur.deblurrer",
     "load_model": "deblur.weights",
-    "Restorer": "deblur.restore",
+    "Restorer": "deblur.restorer",
     "read_photo": "deblur.imageio",
     "write_photo": "deblur.imageio",
 }

@@ -17,7 +17,7 @@ from deblur.errors import DeblurError, DeviceError, ModelError
 from deblur.files import prepare_folder, write_atomic
 from deblur.imageio import read_photo, side_by_side, write_photo
 from deblur.inputs import Job
-from deblur.restore import Restorer
+from deblur.restorer import Restorer
 from deblur.shake.kernel_file import kernel_png, with_kernel_inset
 
 

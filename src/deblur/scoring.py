@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from deblur.restore import rgb_batch
+from deblur.restorer import rgb_batch
 
 CROP = 256
 GRID = 4  # up to GRID x GRID crops

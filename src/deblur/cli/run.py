@@ -10,6 +10,7 @@ from typing import Annotated, List, Optional
 import typer
 
 from deblur.cli.console import Reporter, exit_on_errors
+from deblur.deblurrer import SamplerOptions, ShakeRequest
 from deblur.errors import UsageError
 
 HELP = """Restore photos: files, folders (-r for sub-folders) and quoted globs like "*.JPG".
@@ -128,28 +129,6 @@ class EngineOptions:
     shake: "ShakeRequest" = None
 
 
-@dataclass(frozen=True)
-class ShakeRequest:
-    """The shake model's options, as typed."""
-
-    kernel: Path | None = None
-    region: str | None = None
-    kernel_size: int | None = None
-
-    def given(self) -> list[str]:
-        return [flag for flag, value in (("--kernel", self.kernel), ("--region", self.region),
-                                         ("--kernel-size", self.kernel_size)) if value is not None]
-
-
-@dataclass(frozen=True)
-class SamplerOptions:
-    name: str | None = None  # None: the model's default sampler
-    steps: int | None = None
-    samples: int = 1
-    seed: int = 0
-    schedule_end: float | None = None
-
-
 def _run(ctx, reporter: Reporter, paths, recursive, outputs, writes, engine: EngineOptions, as_json, adapt) -> int:
     from deblur.inputs import plan_jobs
 
@@ -177,50 +156,38 @@ def _run(ctx, reporter: Reporter, paths, recursive, outputs, writes, engine: Eng
 
 def _restore_jobs(reporter: Reporter, jobs, engine: EngineOptions, writes, output_dir, summary, adapt) -> dict:
     # torch is imported here, not at start-up: `deblur --help` stays instant.
-    from deblur import devices
     from deblur.batch import run_batch
-    from deblur.store import UNVERIFIED
-    from deblur.weights import load_model
+    from deblur.deblurrer import Deblurrer
 
-    devices.resolve_device(engine.device)  # a missing device fails before the model is loaded
-    shake_flags = engine.shake.given() if engine.shake else []
-    model_name = engine.model
-    if shake_flags and model_name is None:
-        model_name = "shake"
-        reporter.info(f"{' and '.join(shake_flags)}: using the shake model (kernel deconvolution)")
-    wants_diffusion = engine.sampling is not None and engine.sampling.name == "diffusion"
-    if wants_diffusion and model_name is None and engine.weights is None:
-        model_name = _default_diffusion_model()
-        reporter.info(f"--sampler diffusion: using {model_name}, the default diffusion model")
-    with reporter.downloads() as progress:
-        loaded = load_model(model_name, engine.weights, offline=engine.offline, progress=progress)
-    if shake_flags and loaded.spec.needs_weights:
-        raise UsageError(f"{' and '.join(shake_flags)} need --model shake, not {loaded.name}")
-    if loaded.verification == UNVERIFIED:
-        reporter.warning(f"{engine.weights} is unverified: the manifest does not list it and the hub gave no "
-                         "sha256 for it")
     steps_task = {}  # filled once the progress display exists
 
     def on_step(done, total):
         if steps_task.get("progress"):
             steps_task["progress"].update(steps_task["id"], completed=done, total=total)
 
+    sampling, shake = engine.sampling or SamplerOptions(), engine.shake or ShakeRequest()
+    with reporter.downloads() as progress:
+        deblurrer = Deblurrer(engine.model, weights=engine.weights, device=engine.device,
+                              precision=engine.precision, tile=engine.tile, overlap=engine.overlap,
+                              sampler=sampling.name, steps=sampling.steps, samples=sampling.samples,
+                              seed=sampling.seed, schedule_end=sampling.schedule_end, kernel=shake.kernel,
+                              region=shake.region, kernel_size=shake.kernel_size, offline=engine.offline,
+                              progress=progress, on_step=on_step)
+    for note in deblurrer.notes:
+        reporter.info(note)
+    for warning in deblurrer.warnings:
+        reporter.warning(warning)
+    loaded, choice, restorer, sampling = deblurrer.model, deblurrer.choice, deblurrer.restorer, deblurrer.sampling
+    adapter = deblurrer.adapter(adapt) if adapt is not None else None
     if loaded.spec.needs_weights:
-        choice, restorer, sampling = _network_restorer(loaded, engine, on_step)
         reporter.info(f"deblur: {loaded.name} on {choice.reason}; tiles of {restorer.initial_tile_size()} px"
                       f"{'' if output_dir is None else f'; writing to {output_dir}'}")
     else:
-        if adapt is not None:
-            raise UsageError(f"{loaded.name} is not a network: adapt needs one with a reblurring module"
-                             + reblur_models_hint())
-        choice, restorer, fallback = _shake_restorer(loaded, engine, on_step)
-        sampling = {"name": "shake", "fallback": fallback}
         reporter.info(f"deblur: {loaded.name} (kernel estimation and deconvolution) on {choice.device}; "
-                      f"photos it cannot trust get {fallback}"
+                      f"photos it cannot trust get {deblurrer.fallback_name}"
                       f"{'' if output_dir is None else f'; writing to {output_dir}'}")
     estimate = _DiffusionEstimate(reporter, jobs, sampling) if sampling.get("steps") else None
     reporter.detail(f"weights: {loaded.source} ({loaded.verification})")
-    adapter = _adapter(loaded, choice, adapt) if adapt is not None else None
 
     def report(result):
         if result.ok:
@@ -289,96 +256,6 @@ def _restore_jobs(reporter: Reporter, jobs, engine: EngineOptions, writes, outpu
                       "weights": loaded.source, "verification": loaded.verification}}
 
 
-def _network_restorer(loaded, engine: EngineOptions, on_step):
-    """A network's device choice, tiled Restorer and sampler record."""
-    from deblur import devices
-    from deblur.restore import DEFAULT_OVERLAP, Restorer
-
-    choice = devices.choose_for(loaded.spec, engine.device, loaded.precision_for(engine.precision))
-    overlap = loaded.overlap_for(engine.overlap, DEFAULT_OVERLAP)
-    devices.prepare_network(loaded.network, choice.device)
-    predict, sampling = _sampler(loaded, choice, engine.sampling or SamplerOptions(), on_step)
-    restorer = Restorer(predict, choice, loaded.spec.size_multiple, loaded.bytes_per_pixel,
-                        tile=engine.tile, overlap=overlap)
-    return choice, restorer, sampling
-
-
-def _shake_restorer(loaded, engine: EngineOptions, on_step):
-    """The shake model's ShakeRestorer, with the manifest's default network as its fallback."""
-    from dataclasses import replace
-
-    from deblur.manifest import load_manifest
-    from deblur.shake.kernel_file import load_kernel
-    from deblur.shake.region import parse_region
-    from deblur.shake.restorer import ShakeRestorer
-    from deblur.weights import load_model
-
-    request = engine.shake or ShakeRequest()
-    sampling = engine.sampling or SamplerOptions()
-    if sampling.name or sampling.steps is not None:
-        raise UsageError("--sampler and --steps are for the networks; the shake model deconvolves")
-    if engine.weights is not None:
-        raise UsageError("--weights is for the networks; the shake model has none")
-    if request.kernel_size is not None and request.kernel_size % 2 == 0:
-        raise UsageError(f"--kernel-size {request.kernel_size}: the size must be odd (the kernel has a centre pixel)")
-    options = replace(loaded.network,
-                      kernel=None if request.kernel is None else load_kernel(request.kernel),
-                      region=None if request.region is None else parse_region(request.region),
-                      kernel_size=request.kernel_size)
-    default = load_manifest().default_model
-    fallback_model = load_model(default, offline=engine.offline)
-    fallback_engine = replace(engine, model=default, weights=None, sampling=SamplerOptions(), shake=None)
-    choice, fallback, _ = _network_restorer(fallback_model, fallback_engine, on_step)
-    return choice, ShakeRestorer(options, choice.device, fallback, default), default
-
-
-def _adapter(loaded, choice, options):
-    """Test-time adaptation for `deblur adapt`; it needs the reblurring module trained with the model."""
-    from deblur.errors import ModelError
-    from deblur.training.adapt import SelfReblurAdapter
-
-    if loaded.reblur is None:
-        raise ModelError(f"'{loaded.source}' has no reblurring module, which adapt needs" + reblur_models_hint())
-    return SelfReblurAdapter(loaded.network, loaded.reblur, choice.device, loaded.spec.size_multiple, options)
-
-
-def _sampler(loaded, choice, options: SamplerOptions, on_step):
-    """The sampler callable and a record of its settings; diffusion defaults come from the manifest."""
-    from deblur.samplers import SAMPLERS, diffusion, direct
-
-    name = options.name or loaded.spec.default_sampler
-    if name not in SAMPLERS:
-        raise UsageError(f"unknown sampler '{name}'; use {' or '.join(SAMPLERS)}")
-    if name == "direct":
-        if options.steps:
-            raise UsageError("--steps needs --sampler diffusion (and a diffusion model such as dvsr)")
-        if options.samples != 1:
-            raise UsageError("--samples needs --sampler diffusion: one pass of a network gives one result")
-        return direct(loaded.network), {"name": "direct"}
-    if loaded.spec.objective != "diffusion":
-        raise UsageError(f"{loaded.spec.name} is not a diffusion model; --sampler diffusion needs dvsr")
-    on_cpu = choice.device.type == "cpu"
-    steps = options.steps
-    if steps is None:
-        steps = loaded.inference.get("steps_cpu" if on_cpu else "steps_gpu", 10 if on_cpu else 100)
-    record = {"name": "diffusion", "steps": steps, "samples": options.samples, "seed": options.seed,
-              "schedule_end": options.schedule_end}
-    return diffusion(loaded.network, steps, options.samples, options.seed, options.schedule_end,
-                     on_step=on_step), record
-
-
-def _default_diffusion_model() -> str:
-    """The manifest's first diffusion model (dvsr), for `--sampler diffusion` without --model."""
-    from deblur.archs.registry import get_arch
-    from deblur.manifest import load_manifest
-
-    manifest = load_manifest()
-    for name, entry in manifest.models.items():
-        if get_arch(entry.arch).objective == "diffusion":
-            return name
-    raise UsageError("--sampler diffusion needs a diffusion model, and the manifest lists none")
-
-
 class _DiffusionEstimate:
     """Times the first tile restored and scales it to all the photos' pixels: a long diffusion run is
     announced once its real cost per tile is known (a small probe tile overstated it about 20x)."""
@@ -407,15 +284,6 @@ class _DiffusionEstimate:
         duration = f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
         self.reporter.info(f"diffusion: {self.sampling['steps']} steps x {self.sampling['samples']} sample(s); "
                            f"about {duration} for {self.pixels / 1e6:.1f} MP (timed on the first tile)")
-
-
-def reblur_models_hint() -> str:
-    """Where checkpoints with a reblurring module come from (for adapt and score errors)."""
-    from deblur.manifest import load_manifest
-
-    with_module = [name for name, entry in load_manifest().models.items() if entry.inference.get("reblur_module")]
-    return (": use a checkpoint from `deblur train` with the reblurring loss on (the default)"
-            + (f", or one of the models {', '.join(with_module)}" if with_module else ""))
 
 
 def _did_you_mean(ctx: typer.Context, path: Path) -> str:

@@ -28,13 +28,9 @@ def score(
 ) -> None:
     reporter = Reporter(quiet=quiet)
     with exit_on_errors(reporter):
-        from deblur import devices
-        from deblur.cli.run import reblur_models_hint
-        from deblur.errors import DeblurError, ModelError
-        from deblur.imageio import read_photo
+        from deblur.deblurrer import Deblurrer
+        from deblur.errors import DeblurError
         from deblur.inputs import OutputOptions, Plan, collect
-        from deblur.scoring import blur_score
-        from deblur.weights import load_model
 
         plan = Plan()
         found = collect(paths, recursive, OutputOptions(suffix=""), plan)
@@ -42,18 +38,13 @@ def score(
             reporter.error(f"{path}: {reason}")
         if not found and not plan.failed:
             raise UsageError("no photos found in the given paths")
-        choice = devices.choose(device)
         with reporter.downloads() as progress:
-            loaded = load_model(model, weights, offline=offline, progress=progress)
-        if loaded.reblur is None:
-            raise ModelError(f"'{loaded.source}' has no reblurring module, which score needs"
-                             + reblur_models_hint())
-        reblur = loaded.reblur.to(choice.device)
+            deblurrer = Deblurrer(model, weights=weights, device=device, offline=offline, progress=progress)
+        deblurrer.reblur_module("score")  # a model without one fails here, not once per photo
         scores, failed = [], [{"path": str(p), "error": r} for p, r in plan.failed]
         for path, _ in found:
             try:
-                scores.append({"path": str(path), "score": round(blur_score(read_photo(path).pixels, reblur,
-                                                                            choice.device), 4)})
+                scores.append({"path": str(path), "score": round(deblurrer.score(path), 4)})
             except DeblurError as exc:
                 failed.append({"path": str(path), "error": str(exc)})
                 reporter.error(str(exc))
@@ -66,7 +57,7 @@ def score(
         choosing = keep_sharpest is not None or threshold is not None
         if as_json:
             Reporter.data({"scores": [{**item, "keep": item in keep} if choosing else item for item in scores],
-                           "failed": failed, "model": loaded.source})
+                           "failed": failed, "model": deblurrer.model.source})
         elif choosing:
             for item in keep:
                 reporter.out.print(item["path"], markup=False, highlight=False, soft_wrap=True)

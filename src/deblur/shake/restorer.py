@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from deblur.errors import InputError
-from deblur.restore import RestoreReport
+from deblur.restorer import RestoreReport
 from deblur.shake.deconvolve import DeconvolutionSettings, deconvolve
 from deblur.shake.guards import GuardThresholds, kernel_problems, kernel_similarity, ringing
 from deblur.shake.region import DEFAULT_SIZE, Region, choose_region

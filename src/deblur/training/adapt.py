@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from deblur.errors import UsageError
-from deblur.restore import pad_to_multiple, rgb_batch
+from deblur.restorer import pad_to_multiple, rgb_batch
 from deblur.training.losses import l1, self_reblur_loss
 
 PROBE_SEED = 12345  # the fixed crops on which the loss is measured before and after

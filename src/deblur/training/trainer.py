@@ -22,7 +22,7 @@ from deblur import devices
 from deblur.archs.registry import REBLUR, build_network, get_arch
 from deblur.errors import UsageError
 from deblur.metrics import psnr, ssim
-from deblur.restore import pad_to_multiple
+from deblur.restorer import pad_to_multiple
 from deblur.training import distributed
 from deblur.training.losses import fft_loss, l1, reblur_module_loss, supervised_reblur_loss
 from deblur.training.run_dir import RunDir
