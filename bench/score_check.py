@@ -1,6 +1,11 @@
 """Does the blur score rank photos the way their blur does? Measured on the evaluation sets.
 
-    python bench/score_check.py --weights runs/x/model.safetensors     # or --model NAME
+    python bench/score_check.py                      # the edge-width score against the baselines
+    python bench/score_check.py --model xydeblur     # also the reblurring module's change as a score
+
+Three scores side by side: `deblur score` (the edge width above the noise, deblur.scoring), the
+gradient-energy baseline (1 / mean |grad x|), and, given a model, how much its reblurring module
+changes the photo relative to its detail (mean |M_R(x) - x| / mean |grad x|, Nah et al.'s idea).
 
 - gopro-avg and levin: the share of (blurry, sharp) pairs where the blurry photo scores higher.
 - kodak24 with synthetic blur of rising strength (Gaussian sigma 0, 0.7, 1.5, 2.5, 4 and camera
@@ -22,25 +27,46 @@ import numpy as np
 import torch
 
 from deblur.imageio import read_photo
-from deblur.scoring import blur_score, score_crops
+from deblur.restorer import rgb_batch
+from deblur.scoring import blur_score
 from deblur.training import kernels
 from deblur.weights import load_model
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
-def gradient_baseline(pixels: np.ndarray, reblur=None) -> float:
-    """The reference without any network: less detail, more blur (1 / mean |grad x| on the same crops)."""
-    crops = score_crops(pixels)
+def crops_of(pixels: np.ndarray) -> torch.Tensor:
+    """Up to 16 RGB crops of 256 px spread over the photo (the baselines' view of it)."""
+    image = rgb_batch(pixels)[0]
+    _, h, w = image.shape
+    size_h, size_w = min(256, h), min(256, w)
+    tops = np.linspace(0, h - size_h, min(4, -(-h // size_h))).astype(int)
+    lefts = np.linspace(0, w - size_w, min(4, -(-w // size_w))).astype(int)
+    return torch.stack([image[:, t:t + size_h, l:l + size_w] for t in tops for l in lefts])
+
+
+def gradient_baseline(pixels: np.ndarray) -> float:
+    """The reference without any model: less detail, more blur (1 / mean |grad x| on the same crops)."""
+    crops = crops_of(pixels)
     return 1.0 / (crops.diff(dim=-1).abs().mean() + crops.diff(dim=-2).abs().mean()).item()
 
 
-def pair_agreement(pairs, reblur, score=blur_score) -> dict:
-    wins = [score(read_photo(b).pixels, reblur) > score(read_photo(s).pixels, reblur) for b, s in pairs]
+def reblur_change(reblur):
+    """The reblurring module's change relative to detail, as a score (what `deblur score` was before)."""
+    def score(pixels: np.ndarray) -> float:
+        crops = crops_of(pixels)
+        change = (reblur(crops) - crops).abs().mean()
+        detail = crops.diff(dim=-1).abs().mean() + crops.diff(dim=-2).abs().mean()
+        return (change / detail.clamp_min(1e-4)).item()
+    return score
+
+
+def pair_agreement(pairs, score=blur_score) -> dict:
+    wins = [score(read_photo(b).pixels) > score(read_photo(s).pixels) for b, s in pairs]
     return {"pairs": len(wins), "blurry_scores_higher": round(float(np.mean(wins)), 4)}
 
 
-def strength_agreement(folder: Path, reblur, score=blur_score) -> dict:
+def strength_agreement(folder: Path, score=blur_score) -> dict:
     """Scores of each photo blurred ever more strongly; the share of correctly ordered pairs."""
     gaussian = [0, 0.7, 1.5, 2.5, 4.0]
     motion = [9, 17, 25, 35]
@@ -62,12 +88,12 @@ def strength_agreement(folder: Path, reblur, score=blur_score) -> dict:
             settings = kernels.BlurSettings(min_length=length, max_length=length)
             series["motion"].append(kernels.motion_kernels(1, torch.Generator().manual_seed(7), settings=settings))
         for kind, ks in series.items():
-            scores = [score(kernels.blur_valid(image, k)[0].permute(1, 2, 0).numpy(), reblur) for k in ks]
+            scores = [score(kernels.blur_valid(image, k)[0].permute(1, 2, 0).numpy()) for k in ks]
             ordered[kind] += [scores[a] < scores[b] for a in range(len(scores)) for b in range(a + 1, len(scores))]
     return {kind: {"pairs": len(v), "stronger_scores_higher": round(float(np.mean(v)), 4)} for kind, v in ordered.items()}
 
 
-def robustness_agreement(folder: Path, reblur, score=blur_score) -> dict:
+def robustness_agreement(folder: Path, score=blur_score) -> dict:
     """Shares of kodak24 photos where noise or JPEG does not pass for sharpness, and blur under noise is seen."""
     import io
 
@@ -86,45 +112,50 @@ def robustness_agreement(folder: Path, reblur, score=blur_score) -> dict:
         noisy = np.clip(sharp + rng.normal(0, 15 / 255, sharp.shape).astype(np.float32), 0, 1)
         blurred = cv2.GaussianBlur(sharp, (0, 0), 1.5)
         noisy_blurred = np.clip(blurred + rng.normal(0, 15 / 255, sharp.shape).astype(np.float32), 0, 1)
-        s_sharp, s_noisy = score(sharp, reblur), score(noisy, reblur)
+        s_sharp, s_noisy = score(sharp), score(noisy)
         checks["noisy not sharper"].append(s_noisy >= s_sharp)
-        checks["jpeg q30 not sharper"].append(score(jpeg(sharp, 30), reblur) >= s_sharp)
-        checks["blurred blurrier under noise"].append(score(noisy_blurred, reblur) > s_noisy)
+        checks["jpeg q30 not sharper"].append(score(jpeg(sharp, 30)) >= s_sharp)
+        checks["blurred blurrier under noise"].append(score(noisy_blurred) > s_noisy)
     return {name: {"photos": len(v), "share": round(float(np.mean(v)), 4)} for name, v in checks.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=None)
-    parser.add_argument("--weights", default=None)
+    parser.add_argument("--model", default=None, help="also score with this model's reblurring module")
+    parser.add_argument("--weights", default=None, help="... or this checkpoint's")
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--json", type=Path, default=Path(__file__).with_name("results") / "score_check.json")
     args = parser.parse_args()
     torch.set_grad_enabled(False)
-    loaded = load_model(args.model, args.weights)
-    reblur = loaded.reblur
-    if reblur is None:
-        raise SystemExit(f"{loaded.source} has no reblurring module")
+    scorers = {"deblur score": blur_score, "gradient only": gradient_baseline}
+    results = {}
+    if args.model or args.weights:
+        loaded = load_model(args.model, args.weights)
+        if loaded.reblur is None:
+            raise SystemExit(f"{loaded.source} has no reblurring module")
+        scorers["reblur module"] = reblur_change(loaded.reblur)
+        results["model"] = loaded.source
     gopro = [(args.data / "gopro-avg" / "blur" / p.name, p) for p in sorted((args.data / "gopro-avg" / "sharp").glob("*.png"))]
     levin = [(p, args.data / "levin" / "gt" / f"{p.name.split('_')[0]}.png")
              for p in sorted((args.data / "levin").glob("im*_kernel*_img.png"))]
-    results = {"model": loaded.source}
-    for name, score in (("reblur score", blur_score), ("gradient baseline", gradient_baseline)):
-        results[name] = {"gopro-avg": pair_agreement(gopro, reblur, score), "levin": pair_agreement(levin, reblur, score),
-                         "kodak24-synthetic": strength_agreement(args.data / "val-sharp" / "kodak24", reblur, score),
-                         "kodak24-robustness": robustness_agreement(args.data / "val-sharp" / "kodak24", reblur, score)}
-    print(f"{'set':<36}{'pairs':>7}{'reblur score':>14}{'gradient only':>15}")
-    ours, base = results["reblur score"], results["gradient baseline"]
+    kodak = args.data / "val-sharp" / "kodak24"
+    for name, score in scorers.items():
+        results[name] = {"gopro-avg": pair_agreement(gopro, score), "levin": pair_agreement(levin, score),
+                         "kodak24-synthetic": strength_agreement(kodak, score),
+                         "kodak24-robustness": robustness_agreement(kodak, score)}
+    print(f"{'check':<40}{'n':>5}" + "".join(f"{name:>16}" for name in scorers))
+
+    def row(label, count, values):
+        print(f"{label:<40}{count:>5}" + "".join(f"{value:>16.1%}" for value in values))
+
+    first = results["deblur score"]
     for label, key in (("gopro-avg blurry > sharp", "gopro-avg"), ("levin blurry > sharp", "levin")):
-        print(f"{label:<36}{ours[key]['pairs']:>7}{ours[key]['blurry_scores_higher']:>14.1%}"
-              f"{base[key]['blurry_scores_higher']:>15.1%}")
-    for kind, r in ours["kodak24-synthetic"].items():
-        b = base["kodak24-synthetic"][kind]
-        print(f"{'kodak24 stronger ' + kind:<36}{r['pairs']:>7}{r['stronger_scores_higher']:>14.1%}"
-              f"{b['stronger_scores_higher']:>15.1%}")
-    for check, r in ours["kodak24-robustness"].items():
-        b = base["kodak24-robustness"][check]
-        print(f"{'kodak24 ' + check:<36}{r['photos']:>7}{r['share']:>14.1%}{b['share']:>15.1%}")
+        row(label, first[key]["pairs"], [results[n][key]["blurry_scores_higher"] for n in scorers])
+    for kind, r in first["kodak24-synthetic"].items():
+        row(f"kodak24 stronger {kind} higher", r["pairs"],
+            [results[n]["kodak24-synthetic"][kind]["stronger_scores_higher"] for n in scorers])
+    for check, r in first["kodak24-robustness"].items():
+        row(f"kodak24 {check}", r["photos"], [results[n]["kodak24-robustness"][check]["share"] for n in scorers])
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2))
     print(f"wrote {args.json}")

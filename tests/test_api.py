@@ -89,8 +89,10 @@ def test_adapt_and_score_work_from_python(engine):
     image = random_rgb(40, 48, seed=9)
     adapted = engine.adapt(image, iters=2, crop_size=32, crops=2)
     assert adapted.shape == image.shape and adapted.dtype == np.uint8
-    score = engine.score(image)
-    assert isinstance(score, float) and score >= 0
+    square = np.zeros((128, 128, 3), np.uint8)
+    square[30:94, 30:94] = 255
+    score = engine.score(square)
+    assert isinstance(score, float) and score > 0 and score == deblur.score(Image.fromarray(square))
     # the weights are back after adapting: a plain restore is unchanged
     np.testing.assert_array_equal(engine.restore(image), deblur.Deblurrer(weights=engine.model.source,
                                                                           device="cpu", precision="fp32").restore(image))
@@ -108,8 +110,8 @@ def test_options_are_checked_with_the_cli_messages(with_reblur, tiny_weights):
         deblur.Deblurrer(weights=weights, device="cpu").restore([[1, 2], [3, 4]])
     with pytest.raises(UsageError, match="H x W x C with C = 1, 3 or 4"):
         deblur.Deblurrer(weights=weights, device="cpu").restore(np.zeros((4, 4, 2), np.uint8))
-    with pytest.raises(ModelError, match="no reblurring module, which score needs"):
-        deblur.Deblurrer(weights=str(tiny_weights), device="cpu").score(random_rgb())
+    with pytest.raises(ModelError, match="no reblurring module, which adapt needs"):
+        deblur.Deblurrer(weights=str(tiny_weights), device="cpu").adapt(random_rgb(), iters=1)
 
 
 def test_the_shake_model_runs_from_python_with_a_known_kernel(tmp_path):

@@ -10,7 +10,8 @@ The public API imports torch only when first used::
     restorer = deblur.Deblurrer(model="xydeblur", device="auto")  # load once, restore many
     for path in paths:
         restorer.restore(path, output=path.with_stem(path.stem + "_deblur"))
-    restorer.adapt(image, iters=20), restorer.score(image)
+    restorer.adapt(image, iters=20)
+    deblur.score("shaky.jpg")  # blur left: the width of the strongest edges in px; no model needed
 """
 
 __version__ = "0.1.0"
@@ -18,6 +19,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "restore": "deblur.deblurrer",
     "Deblurrer": "deblur.deblurrer",
+    "score": "deblur.deblurrer",
     "load_model": "deblur.weights",
     "Restorer": "deblur.restorer",
     "read_photo": "deblur.imageio",

@@ -141,7 +141,7 @@ class Deblurrer:
         if not self.model.spec.needs_weights:
             raise UsageError(f"{self.model.name} is not a network: adapt needs one with a reblurring module"
                              + reblur_models_hint())
-        return SelfReblurAdapter(self.model.network, self.reblur_module("adapt"), self.choice.device,
+        return SelfReblurAdapter(self.model.network, self._reblur_module("adapt"), self.choice.device,
                                  self.model.spec.size_multiple, options)
 
     # --- using it -------------------------------------------------------------------------------------
@@ -174,21 +174,26 @@ class Deblurrer:
         return convert(image).apply(adapted, output, overwrite)
 
     def score(self, image: Any) -> float:
-        """`deblur score`: how much blur is left (0: none; more blur, higher)."""
-        import numpy as np
+        """`deblur score`: the width of the photo's strongest edges in px (about 2.5 sharp; more blur,
+        higher); needs no model. A batch of images gets the mean of their scores."""
+        return score(image)
 
-        from deblur.image_kinds import convert
-        from deblur.scoring import blur_score
-
-        reblur = self.reblur_module("score")
-        return float(np.mean([blur_score(pixels, reblur, self.choice.device) for pixels in convert(image).images()]))
-
-    def reblur_module(self, task: str):
+    def _reblur_module(self, task: str):
         """The reblurring module on this device; ModelError, naming `task`, for a model without one."""
         if self.model.reblur is None:
             raise ModelError(f"'{self.model.source}' has no reblurring module, which {task} needs"
                              + reblur_models_hint())
         return self.model.reblur.to(self.choice.device)
+
+
+def score(image: Any) -> float:
+    """The blur score of any image kind (deblur.scoring): lower is sharper; no model needed."""
+    from statistics import mean
+
+    from deblur.image_kinds import convert
+    from deblur.scoring import blur_score
+
+    return mean(blur_score(pixels) for pixels in convert(image).images())
 
 
 def restore(image: Any, model: str | None = None, output: str | Path | None = None, overwrite: bool = False,

@@ -7,30 +7,30 @@ from typing import Annotated, Optional
 import typer
 
 from deblur.cli.console import Reporter, exit_on_errors
-from deblur.cli.run import Device, Json, Model, Offline, Paths, Quiet, Recursive, Weights
+from deblur.cli.run import Json, Paths, Quiet
 from deblur.errors import UsageError
 
-HELP = """Score how much blur is left in each photo (0: none; more blur, higher), sharpest first.
-
-The score is how much the model's reblurring module changes the photo relative to its detail:
-a sharp photo is hard to reblur. --keep-sharpest K or --threshold T prints only the photos worth
-keeping (one path per line, for scripts), e.g. the best frames of a burst.
+HELP = """Score how much blur is in each photo, sharpest first: the width of its strongest edges in pixels
+(about 2.5 when sharp; more blur, higher), measured above the photo's noise and JPEG artefacts so
+that neither passes for sharpness. --keep-sharpest N or --threshold X prints only the photos worth
+keeping (one path per line, for scripts), e.g. the best frames of a burst. No model is needed.
 """
 
 
 def score(
-    paths: Paths, recursive: Recursive = False,
+    paths: Paths,
+    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Also score photos in sub-folders.")] = False,
     keep_sharpest: Annotated[Optional[int], typer.Option("--keep-sharpest", min=1,
-                                                         help="Print only the K sharpest photos.")] = None,
-    threshold: Annotated[Optional[float], typer.Option(help="Print only photos scoring at most T.")] = None,
-    model: Model = None, weights: Weights = None, offline: Offline = False, device: Device = "auto",
+                                                         help="Print only the N sharpest photos.")] = None,
+    threshold: Annotated[Optional[float], typer.Option(help="Print only photos scoring at most X.")] = None,
     quiet: Quiet = False, as_json: Json = False,
 ) -> None:
     reporter = Reporter(quiet=quiet)
     with exit_on_errors(reporter):
-        from deblur.deblurrer import Deblurrer
         from deblur.errors import DeblurError
+        from deblur.imageio import read_photo
         from deblur.inputs import OutputOptions, Plan, collect
+        from deblur.scoring import blur_score
 
         plan = Plan()
         found = collect(paths, recursive, OutputOptions(suffix=""), plan)
@@ -38,16 +38,14 @@ def score(
             reporter.error(f"{path}: {reason}")
         if not found and not plan.failed:
             raise UsageError("no photos found in the given paths")
-        with reporter.downloads() as progress:
-            deblurrer = Deblurrer(model, weights=weights, device=device, offline=offline, progress=progress)
-        deblurrer.reblur_module("score")  # a model without one fails here, not once per photo
         scores, failed = [], [{"path": str(p), "error": r} for p, r in plan.failed]
         for path, _ in found:
             try:
-                scores.append({"path": str(path), "score": round(deblurrer.score(path), 4)})
+                scores.append({"path": str(path), "score": round(blur_score(read_photo(path).pixels), 3)})
             except DeblurError as exc:
+                named = str(path) in str(exc)
                 failed.append({"path": str(path), "error": str(exc)})
-                reporter.error(str(exc))
+                reporter.error(str(exc) if named else f"{path}: {exc}")
         scores.sort(key=lambda item: item["score"])
         keep = scores
         if keep_sharpest is not None:
@@ -57,12 +55,12 @@ def score(
         choosing = keep_sharpest is not None or threshold is not None
         if as_json:
             Reporter.data({"scores": [{**item, "keep": item in keep} if choosing else item for item in scores],
-                           "failed": failed, "model": deblurrer.model.source})
+                           "failed": failed})
         elif choosing:
             for item in keep:
                 reporter.out.print(item["path"], markup=False, highlight=False, soft_wrap=True)
         else:
             for item in scores:
-                reporter.out.print(f"{item['score']:8.4f}  {item['path']}", markup=False, highlight=False,
+                reporter.out.print(f"{item['score']:8.3f}  {item['path']}", markup=False, highlight=False,
                                    soft_wrap=True)
     raise typer.Exit(1 if failed else 0)
