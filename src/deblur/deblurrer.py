@@ -70,8 +70,8 @@ class Deblurrer:
         if shake_flags and self.model.spec.needs_weights:
             raise UsageError(f"{' and '.join(shake_flags)} need --model shake, not {self.model.name}")
         if self.model.verification == UNVERIFIED:
-            self.warnings.append(f"{weights} is unverified: the manifest does not list it and the hub gave no sha256 "
-                              "for it")
+            self.warnings.append(f"{weights} is unverified: the manifest does not list it and the hub gave no "
+                                 "sha256 for it")
         self._device, self._precision, self._tile, self._overlap = device, precision, tile, overlap
         self._weights = weights
         self.fallback_name = None

@@ -37,9 +37,9 @@ Frames = Annotated[Optional[List[Path]], typer.Option("--frames", help="A folder
                                                                        "(repeatable).")]
 FramesShare = Annotated[float, typer.Option("--frames-share", min=0.0, max=1.0,
                                             help="Share of steps drawn from --frames when other data is given too.")]
-Synthesis = Annotated[str, typer.Option(help="How sharp photos are blurred: camera (linear light, clipped "
-                                             "highlights, sensor noise, rotating shake) or srgb (the earlier "
-                                             "kernels-on-sRGB blur).")]
+Synthesis = Annotated[str, typer.Option(help="How sharp photos are blurred: srgb (kernels on sRGB values, noise, "
+                                             "JPEG) or camera (linear light, clipped highlights, sensor noise, "
+                                             "rotating shake; experimental: it measured worse, see the README).")]
 PreviewData = Annotated[Optional[int], typer.Option("--preview-data", min=1, help="Write the first N training pairs "
                                                     "(blurry | sharp) as PNGs in the -o folder and stop.")]
 Val = Annotated[Optional[Path], typer.Option("--val", help="Validation folder (pairs or sharp photos); default: "
@@ -84,7 +84,7 @@ def train(
     optimizer: Optimizer = "adamw", schedule: Schedule = "cosine", warmup: Warmup = None,
     step_every: StepEvery = 5000, clip: Clip = 1.0,
     ema: Ema = 0.999, fft_weight: FftWeight = 0.1, reblur_weight: ReblurWeight = None,
-    predictor_weight: PredictorWeight = 0.0, synthesis: Synthesis = "camera", frames_share: FramesShare = 0.3,
+    predictor_weight: PredictorWeight = 0.0, synthesis: Synthesis = "srgb", frames_share: FramesShare = 0.3,
     seed: Seed = 0, val_every: ValEvery = 500, log_every: LogEvery = 20, device: Device = "auto", amp: Amp = True,
     output: Output = None,
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue the run in this folder "
@@ -124,7 +124,7 @@ def finetune(
     optimizer: Optimizer = "adamw", schedule: Schedule = "cosine", warmup: Warmup = None,
     step_every: StepEvery = 500, clip: Clip = 1.0,
     ema: Ema = 0.999, fft_weight: FftWeight = 0.1, reblur_weight: ReblurWeight = None,
-    predictor_weight: PredictorWeight = 0.0, synthesis: Synthesis = "camera", frames_share: FramesShare = 0.3,
+    predictor_weight: PredictorWeight = 0.0, synthesis: Synthesis = "srgb", frames_share: FramesShare = 0.3,
     seed: Seed = 0, val_every: ValEvery = 250, log_every: LogEvery = 20, device: Device = "auto", amp: Amp = True,
     output: Output = None, offline: Annotated[bool, typer.Option("--offline", help="Never use the network.")] = False,
     preview: PreviewData = None, quiet: Quiet = False, as_json: Json = False,

@@ -23,7 +23,7 @@ class BatchMaker:
     """
 
     def __init__(self, paired: list, sharp: list, crop: int, batch_size: int, device,
-                 blur: BlurSettings = BlurSettings(), pipeline: str = "camera", clips: list = (),
+                 blur: BlurSettings = BlurSettings(), pipeline: str = "srgb", clips: list = (),
                  frames_share: float = 0.0):
         if not paired and not sharp and not clips:
             raise InputError("no training images: pass a paired folder, --sharp DIR and/or --frames DIR")

@@ -1,11 +1,10 @@
 """Blurry training photos made from sharp ones, the way a camera makes them.
 
 Two pipelines, chosen by `deblur train --synthesis`:
-- camera (the default): undo the tone curve, brighten clipped highlights and add lamps, blur in linear
+- camera (experimental; it measured worse than srgb on every evaluation set, see the README): undo the tone curve, brighten clipped highlights and add lamps, blur in linear
   light (a kernel, or camera rotation that varies across the frame), add Poisson-Gaussian sensor noise,
   clip, re-apply the tone curve, then JPEG. The sharp target goes through the same clip and curve.
-- srgb: kernels convolved with sRGB values, then noise and JPEG (the earlier pipeline; runs started
-  with it resume unchanged, and the two can be compared).
+- srgb (the default): kernels convolved with sRGB values, then noise and JPEG.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ PIPELINES = ("camera", "srgb")
 
 
 def synthesize(sharp_with_margin: torch.Tensor, generator: torch.Generator, settings: BlurSettings = BlurSettings(),
-               pipeline: str = "camera") -> tuple[torch.Tensor, torch.Tensor]:
+               pipeline: str = "srgb") -> tuple[torch.Tensor, torch.Tensor]:
     """(blurry, sharp) sRGB batches from sharp sRGB crops carrying MAX_KERNEL - 1 pixels of margin."""
     if pipeline == "srgb":
         return kernels.synthesize(sharp_with_margin, generator, settings)

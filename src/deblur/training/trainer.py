@@ -51,7 +51,7 @@ class TrainConfig:
     val_diffusion_steps: int = 10  # DvSR only: also validate sampling with this many steps (0: predictor only)
     reblur_config: dict = field(default_factory=lambda: dict(REBLUR.default_config))
     reblur_lr: float = 1e-4
-    synthesis: str = "camera"  # how sharp photos are blurred: camera (linear light, noise, rotation) or srgb
+    synthesis: str = "srgb"  # how sharp photos are blurred: srgb, or camera (linear light, noise, rotation)
     frames_share: float = 0.3  # share of steps drawn from --frames clips when other data is given too
     amp: bool = True  # mixed precision where it helps: CUDA, and CPUs with native bf16; False forces fp32
     seed: int = 0
