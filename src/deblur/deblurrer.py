@@ -3,8 +3,9 @@
 `Deblurrer` is the one path the CLI and Python callers share: it resolves the model (the default, the
 shake model when shake options are given, the default diffusion model for `sampler="diffusion"`),
 validates the options with the CLI's messages, picks the device and precision, and builds the tiled
-restorer. `deblur.restorer(image)` is the one-call form; images may be paths, PIL images, numpy arrays
-or torch tensors (see image_kinds.py) and come back as the same kind.
+restorer. `deblur.restore(image)` is the one-call form and `deblur.score(image)` the blur score;
+images may be paths, PIL images, numpy arrays or torch tensors (see image_kinds.py) and come back
+as the same kind.
 """
 
 from __future__ import annotations
@@ -141,7 +142,10 @@ class Deblurrer:
         if not self.model.spec.needs_weights:
             raise UsageError(f"{self.model.name} is not a network: adapt needs one with a reblurring module"
                              + reblur_models_hint())
-        return SelfReblurAdapter(self.model.network, self._reblur_module("adapt"), self.choice.device,
+        if self.model.reblur is None:
+            raise ModelError(f"'{self.model.source}' has no reblurring module, which adapt needs"
+                             + reblur_models_hint())
+        return SelfReblurAdapter(self.model.network, self.model.reblur, self.choice.device,
                                  self.model.spec.size_multiple, options)
 
     # --- using it -------------------------------------------------------------------------------------
@@ -178,13 +182,6 @@ class Deblurrer:
         higher); needs no model. A batch of images gets the mean of their scores."""
         return score(image)
 
-    def _reblur_module(self, task: str):
-        """The reblurring module on this device; ModelError, naming `task`, for a model without one."""
-        if self.model.reblur is None:
-            raise ModelError(f"'{self.model.source}' has no reblurring module, which {task} needs"
-                             + reblur_models_hint())
-        return self.model.reblur.to(self.choice.device)
-
 
 def score(image: Any) -> float:
     """The blur score of any image kind (deblur.scoring): lower is sharper; no model needed."""
@@ -198,7 +195,7 @@ def score(image: Any) -> float:
 
 def restore(image: Any, model: str | None = None, output: str | Path | None = None, overwrite: bool = False,
             **options):
-    """Restore one image in one call: `deblur.restorer("shaky.jpg")`; options as for Deblurrer."""
+    """Restore one image in one call: `deblur.restore("shaky.jpg")`; options as for Deblurrer."""
     return Deblurrer(model, **options).restore(image, output=output, overwrite=overwrite)
 
 
@@ -247,7 +244,7 @@ def default_diffusion_model() -> str:
 
 
 def reblur_models_hint() -> str:
-    """Where checkpoints with a reblurring module come from (for adapt and score errors)."""
+    """Where checkpoints with a reblurring module come from (for adapt's errors)."""
     from deblur.manifest import load_manifest
 
     with_module = [name for name, entry in load_manifest().models.items() if entry.inference.get("reblur_module")]

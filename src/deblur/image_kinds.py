@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+from PIL import Image
 
 from deblur.errors import UsageError
-from deblur.imageio import Photo, quantize, read_photo, write_photo
+from deblur.imageio import Photo, alpha_at, quantize, read_photo, write_photo
 
 KINDS = ("a path, a PIL image, a numpy array (H x W x C) or a torch tensor (C x H x W or N x C x H x W)")
 
@@ -49,7 +50,7 @@ def convert(image: Any) -> Converted:
     if isinstance(image, (str, os.PathLike)):
         photo = read_photo(image)
         return Converted([photo], lambda photos: photo_to_pil(photos[0]))
-    if _is_pil(image):
+    if isinstance(image, Image.Image):
         return _from_pil(image)
     if isinstance(image, np.ndarray):
         return _from_array(image)
@@ -60,31 +61,17 @@ def convert(image: Any) -> Converted:
 
 def photo_to_pil(photo: Photo):
     """A PIL image of the photo (8-bit, or I;16 for 16-bit gray) with EXIF and ICC in `info`."""
-    from PIL import Image
-
     if photo.is_gray and photo.bit_depth == 16 and photo.alpha is None:
         image = Image.fromarray(quantize(photo.pixels[..., 0], 16))
     else:
         data = quantize(photo.pixels, 8)
         if photo.alpha is not None:
-            data = np.concatenate([data, _alpha_8bit(photo.alpha)[..., None]], axis=2)
+            data = np.concatenate([data, alpha_at(photo.alpha, 8)[..., None]], axis=2)
         image = Image.fromarray(data[..., 0] if data.shape[2] == 1 else data)
     for key, value in (("exif", photo.exif), ("icc_profile", photo.icc)):
         if value:
             image.info[key] = value
     return image
-
-
-def _alpha_8bit(alpha: np.ndarray) -> np.ndarray:
-    return np.rint(alpha / 257.0).astype(np.uint8) if alpha.dtype == np.uint16 else alpha.astype(np.uint8)
-
-
-def _is_pil(image) -> bool:
-    try:
-        from PIL import Image
-    except ImportError:  # pragma: no cover - Pillow is a dependency
-        return False
-    return isinstance(image, Image.Image)
 
 
 def _is_tensor(image) -> bool:
@@ -109,8 +96,6 @@ def _from_pil(image) -> Converted:
     info = {key: image.info[key] for key in ("exif", "icc_profile") if key in image.info}
 
     def back(photos):
-        from PIL import Image
-
         result = Image.fromarray(converted.back(photos))
         result.info.update(info)
         return result

@@ -240,7 +240,8 @@ def quantize(pixels: np.ndarray, bit_depth: int) -> np.ndarray:
     return np.clip(np.rint(pixels * top), 0, top).astype(dtype)
 
 
-def _alpha_at(alpha: np.ndarray, bit_depth: int) -> np.ndarray:
+def alpha_at(alpha: np.ndarray, bit_depth: int) -> np.ndarray:
+    """An alpha channel in the file's own dtype at 8 or 16 bits."""
     if bit_depth == 8 and alpha.dtype == np.uint16:
         return np.rint(alpha / 257.0).astype(np.uint8)
     if bit_depth == 16 and alpha.dtype == np.uint8:
@@ -258,7 +259,7 @@ def encode_photo(photo: Photo, fmt: str, quality: int = 95, keep_metadata: bool 
         warnings.append(f"{fmt.upper()} stores 8 bits per sample; the 16-bit input was reduced to 8 bits")
     data = quantize(photo.pixels, bit_depth)
     if photo.alpha is not None:
-        data = np.concatenate([data, _alpha_at(photo.alpha, bit_depth)[:, :, None]], axis=2)
+        data = np.concatenate([data, alpha_at(photo.alpha, bit_depth)[:, :, None]], axis=2)
     exif = photo.exif if keep_metadata else None
     icc = photo.icc if keep_metadata else None
     if fmt == "bmp" and (exif or icc):

@@ -13,6 +13,8 @@ import math
 
 import torch
 
+from deblur.training.kernels import uniform
+
 
 def srgb_to_linear(srgb: torch.Tensor) -> torch.Tensor:
     """The inverse sRGB tone curve (IEC 61966-2-1); a stand-in for the unknown camera response."""
@@ -25,15 +27,11 @@ def linear_to_srgb(linear: torch.Tensor) -> torch.Tensor:
     return torch.where(linear <= 0.0031308, linear * 12.92, 1.055 * linear.clamp_min(1e-12) ** (1 / 2.4) - 0.055)
 
 
-def _uniform(n, low, high, generator, device):
-    return low + (high - low) * torch.rand(n, generator=generator, device=device)
-
-
 def brighten_highlights(linear: torch.Tensor, generator: torch.Generator, max_gain: float) -> torch.Tensor:
     """Pixels clipped white in the photo were brighter in the scene: raise them by a random gain (1 to
     max_gain per image), so blurring them spreads more light than the clipped value holds."""
     n = linear.shape[0]
-    gain = _uniform(n, 1.0, max_gain, generator, linear.device)[:, None, None, None]
+    gain = uniform(n, 1.0, max_gain, generator, linear.device)[:, None, None, None]
     brightness = linear.amin(1, keepdim=True)  # white in every channel
     # only pixels at the clip (sRGB 0.98 and up): the sharp target hardly changes when it clips again
     weight = ((brightness - 0.95) / 0.03).clamp(0, 1)
@@ -48,10 +46,10 @@ def add_light_sources(linear: torch.Tensor, generator: torch.Generator, share: f
     chosen = torch.rand(n, generator=generator, device=device) < share
     counts = torch.randint(1, max_count + 1, (n,), generator=generator, device=device)
     centres = torch.rand(n, max_count, 2, generator=generator, device=device) * torch.tensor([w, h], device=device)
-    radii = _uniform(n * max_count, 0.7, 3.0, generator, device).view(n, max_count)
-    peaks = torch.exp(_uniform(n * max_count, math.log(2), math.log(30), generator, device)).view(n, max_count)
+    radii = uniform(n * max_count, 0.7, 3.0, generator, device).view(n, max_count)
+    peaks = torch.exp(uniform(n * max_count, math.log(2), math.log(30), generator, device)).view(n, max_count)
     # warm white to slightly coloured: each channel 0.6-1 of the peak
-    tints = _uniform(n * max_count * c, 0.6, 1.0, generator, device).view(n, max_count, c)
+    tints = uniform(n * max_count * c, 0.6, 1.0, generator, device).view(n, max_count, c)
     ys = torch.arange(h, device=device, dtype=linear.dtype)[:, None]
     xs = torch.arange(w, device=device, dtype=linear.dtype)[None, :]
     out = linear.clone()
@@ -71,14 +69,9 @@ def sensor_noise(linear: torch.Tensor, generator: torch.Generator, max_shot: flo
     """
     n = linear.shape[0]
     device = linear.device
-    log_shot = _uniform(n, math.log(1e-4), math.log(max_shot), generator, device)
+    log_shot = uniform(n, math.log(1e-4), math.log(max_shot), generator, device)
     log_read_var = 2.18 * log_shot + 1.20 + 0.26 * torch.randn(n, generator=generator, device=device)
     shot, read_var = log_shot.exp()[:, None, None, None], log_read_var.exp()[:, None, None, None]
     sigma = (shot * linear.clamp(0, 1) + read_var).sqrt()
     return linear + sigma * torch.randn(linear.shape, generator=generator, device=device, dtype=linear.dtype)
-
-
-def average_in_linear_light(frames: torch.Tensor) -> torch.Tensor:
-    """(T, C, H, W) sRGB frames of a high-speed video -> one sRGB frame exposed over all of them."""
-    return linear_to_srgb(srgb_to_linear(frames).mean(0))
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from deblur.training.kernels import uniform
+
 POSES = 48  # samples of the trajectory; about one pixel apart for the longest blurs
 
 
@@ -73,8 +75,7 @@ def camera_shake_blur(images: torch.Tensor, generator: torch.Generator, margin: 
     # the principal point: anywhere within half a focal length of the crop's centre
     offset = (torch.rand(n, 2, generator=generator, device=device) - 0.5) * focal[:, None]
     centre = torch.tensor([(width - 1) / 2, (height - 1) / 2], device=device) + offset
-    length = min_length + (min(max_length, 2 * margin) - min_length) * torch.rand(n, generator=generator,
-                                                                                     device=device)
+    length = uniform(n, min_length, min(max_length, 2 * margin), generator, device)
     path = random_trajectories(n, generator, device)
 
     # Scale the path so that the output's corners and centre move at most length / 2 from the mean pose;

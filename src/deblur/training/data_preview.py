@@ -19,11 +19,11 @@ from deblur.files import prepare_folder, write_atomic
 GAP = 8  # white pixels between the blurry and the sharp crop
 
 
-def pair_image(blurry: torch.Tensor, sharp: torch.Tensor) -> np.ndarray:
-    """(C, H, W) blurry and sharp in [0, 1] -> one H x (2W + GAP) x 3 uint8 picture."""
-    gap = torch.ones(blurry.shape[0], blurry.shape[1], GAP, device=blurry.device)
-    both = torch.cat([blurry.float(), gap, sharp.float()], -1).clamp(0, 1)
-    return (both.permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
+def side_by_side(images: list, gap: int) -> np.ndarray:
+    """(C, H, W) images in [0, 1], left to right with white gaps -> one H x W x 3 uint8 picture."""
+    white = torch.ones(images[0].shape[0], images[0].shape[1], gap)
+    parts = [part for image in images for part in (white, image.detach().cpu().float())][1:]
+    return (torch.cat(parts, -1).clamp(0, 1).permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
 
 
 def write_data_preview(batches, count: int, folder: Path, seed: int) -> list[Path]:
@@ -38,7 +38,7 @@ def write_data_preview(batches, count: int, folder: Path, seed: int) -> list[Pat
             if len(written) == count:
                 break
             buffer = io.BytesIO()
-            Image.fromarray(pair_image(b, s)).save(buffer, format="PNG")
+            Image.fromarray(side_by_side([b, s], GAP)).save(buffer, format="PNG")
             path = folder / f"pair-{len(written):03d}.png"
             write_atomic(path, buffer.getvalue(), overwrite=True)
             written.append(path)

@@ -16,7 +16,7 @@ import torch
 
 from deblur.errors import InputError
 from deblur.training import camera, kernels
-from deblur.training.data import DataReport, MemoryBudget, augment, list_images, to_uint8_rgb
+from deblur.training.data import DataReport, MemoryBudget, augment, list_images, random_crop, to_uint8_rgb
 from deblur.training.kernels import BlurSettings
 
 WINDOWS = (5, 7, 9, 11, 13, 15)  # frames per exposure; odd, so that one frame is the middle
@@ -104,12 +104,8 @@ def clip_batch(clips: list, crop: int, batch_size: int, generator: torch.Generat
         fitting = [w for w in WINDOWS if w <= len(clip.paths)]
         length = fitting[torch.randint(0, len(fitting), (1,), generator=generator).item()]
         start = torch.randint(0, len(clip.paths) - length + 1, (1,), generator=generator).item()
-        frames = clip.frames(start, length)
-        h, w = frames.shape[1:3]
-        top = torch.randint(0, h - crop + 1, (1,), generator=generator).item()
-        left = torch.randint(0, w - crop + 1, (1,), generator=generator).item()
-        window = torch.from_numpy(np.ascontiguousarray(frames[:, top:top + crop, left:left + crop]))
-        window = window.to(device).permute(0, 3, 1, 2).float() / 255
+        window = torch.stack(random_crop(list(clip.frames(start, length)), crop, generator))  # one crop for all
+        window = window.to(device).float() / 255
         exposure, target = augment([camera.srgb_to_linear(window).mean(0), window[length // 2]], generator)
         exposures.append(exposure)
         targets.append(target)

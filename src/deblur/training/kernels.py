@@ -35,7 +35,8 @@ class BlurSettings:
     max_shot: float = 0.01  # the noisiest sensor's shot-noise factor (linear light)
 
 
-def _uniform(n, low, high, generator, device):
+def uniform(n, low, high, generator, device):
+    """n values drawn uniformly from [low, high) on the device."""
     return low + (high - low) * torch.rand(n, generator=generator, device=device)
 
 
@@ -60,7 +61,7 @@ def motion_kernels(n: int, generator: torch.Generator, device="cpu", settings: B
     path = velocity.cumsum(1)
     path = path - path.mean(1, keepdim=True)
     extent = (path.amax(1) - path.amin(1)).amax(-1).clamp_min(1e-6)  # (n,)
-    length = _uniform(n, settings.min_length, settings.max_length, generator, device)
+    length = uniform(n, settings.min_length, settings.max_length, generator, device)
     path = path * ((length - 1) / extent)[:, None, None] + (size - 1) / 2
     kernels = _splat(path, size)
     return kernels / kernels.sum((1, 2), keepdim=True)
@@ -68,9 +69,9 @@ def motion_kernels(n: int, generator: torch.Generator, device="cpu", settings: B
 
 def gaussian_kernels(n: int, generator: torch.Generator, device="cpu", size: int = MAX_KERNEL) -> torch.Tensor:
     """Anisotropic Gaussians: out-of-focus haze and slight motion, sigma 0.5-4 px."""
-    s1 = _uniform(n, 0.5, 4.0, generator, device)
-    s2 = _uniform(n, 0.5, 4.0, generator, device)
-    angle = _uniform(n, 0, math.pi, generator, device)
+    s1 = uniform(n, 0.5, 4.0, generator, device)
+    s2 = uniform(n, 0.5, 4.0, generator, device)
+    angle = uniform(n, 0, math.pi, generator, device)
     coords = torch.arange(size, device=device, dtype=torch.float32) - (size - 1) / 2
     y, x = torch.meshgrid(coords, coords, indexing="ij")
     c, s = angle.cos()[:, None, None], angle.sin()[:, None, None]
@@ -81,7 +82,7 @@ def gaussian_kernels(n: int, generator: torch.Generator, device="cpu", size: int
 
 def defocus_kernels(n: int, generator: torch.Generator, device="cpu", size: int = MAX_KERNEL) -> torch.Tensor:
     """Discs of radius 1-8 px with an anti-aliased rim: a lens focused elsewhere."""
-    radius = _uniform(n, 1.0, 8.0, generator, device)[:, None, None]
+    radius = uniform(n, 1.0, 8.0, generator, device)[:, None, None]
     coords = torch.arange(size, device=device, dtype=torch.float32) - (size - 1) / 2
     y, x = torch.meshgrid(coords, coords, indexing="ij")
     kernels = (radius + 0.5 - (x**2 + y**2).sqrt()).clamp(0, 1)
@@ -122,8 +123,8 @@ def smooth_masks(n: int, height: int, width: int, generator: torch.Generator, de
 def add_noise(images: torch.Tensor, generator: torch.Generator, settings: BlurSettings = BlurSettings()):
     """Poisson-Gaussian sensor noise: variance = shot * signal + read^2, per image."""
     n = images.shape[0]
-    read = _uniform(n, 0, settings.noise_max, generator, images.device)[:, None, None, None]
-    shot = _uniform(n, 0, settings.shot_max, generator, images.device)[:, None, None, None]
+    read = uniform(n, 0, settings.noise_max, generator, images.device)[:, None, None, None]
+    shot = uniform(n, 0, settings.shot_max, generator, images.device)[:, None, None, None]
     sigma = (shot * images.clamp(0, 1) + read**2).sqrt()
     noise = torch.randn(images.shape, generator=generator, device=images.device, dtype=images.dtype)
     return (images + sigma * noise).clamp(0, 1)
@@ -147,19 +148,26 @@ def jpeg_roundtrip(images: torch.Tensor, generator: torch.Generator, settings: B
     return out
 
 
+def kernel_blur(images: torch.Tensor, generator: torch.Generator, settings: BlurSettings = BlurSettings()):
+    """Each image (with MAX_KERNEL - 1 px of margin) blurred 'valid' by a random kernel; a share of them
+    by two kernels blended with a smooth mask (a subject moving against its background)."""
+    n = images.shape[0]
+    device = images.device
+    blurry = blur_valid(images, random_kernels(n, generator, device, settings))
+    varying = torch.rand(n, generator=generator, device=device) < settings.varying_share
+    if varying.any():
+        second = blur_valid(images, random_kernels(n, generator, device, settings))
+        mask = smooth_masks(n, blurry.shape[-2], blurry.shape[-1], generator, device)
+        blurry = torch.where(varying[:, None, None, None], mask * blurry + (1 - mask) * second, blurry)
+    return blurry
+
+
 def synthesize(sharp_with_margin: torch.Tensor, generator: torch.Generator,
                settings: BlurSettings = BlurSettings()) -> tuple[torch.Tensor, torch.Tensor]:
     """(blurry, sharp) from sharp crops that carry MAX_KERNEL - 1 pixels of margin; both lose the margin."""
-    n, _, h, w = sharp_with_margin.shape
-    device = sharp_with_margin.device
+    _, _, h, w = sharp_with_margin.shape
     margin = (MAX_KERNEL - 1) // 2
-    blurry = blur_valid(sharp_with_margin, random_kernels(n, generator, device, settings))
-    varying = torch.rand(n, generator=generator, device=device) < settings.varying_share
-    if varying.any():
-        second = blur_valid(sharp_with_margin, random_kernels(n, generator, device, settings))
-        mask = smooth_masks(n, blurry.shape[-2], blurry.shape[-1], generator, device)
-        blurry = torch.where(varying[:, None, None, None], mask * blurry + (1 - mask) * second, blurry)
-    blurry = add_noise(blurry, generator, settings)
+    blurry = add_noise(kernel_blur(sharp_with_margin, generator, settings), generator, settings)
     blurry = jpeg_roundtrip(blurry, generator, settings)
     sharp = sharp_with_margin[..., margin:h - margin, margin:w - margin]
     return blurry, sharp

@@ -16,7 +16,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from deblur.checkpoints import write_checkpoint
@@ -80,11 +79,10 @@ class RunDir:
         """blurry | output | sharp, side by side, as a JPEG."""
         from PIL import Image
 
-        gap = torch.ones(3, blurry.shape[1], 4)
-        row = torch.cat([blurry.cpu(), gap, output.cpu().clamp(0, 1), gap, sharp.cpu()], dim=2)
-        pixels = (row.permute(1, 2, 0).float().numpy() * 255 + 0.5).astype(np.uint8)
+        from deblur.training.data_preview import side_by_side
+
         buffer = io.BytesIO()
-        Image.fromarray(pixels).save(buffer, "JPEG", quality=92)
+        Image.fromarray(side_by_side([blurry, output, sharp], 4)).save(buffer, "JPEG", quality=92)
         path = self.path / "previews" / f"step_{step:07d}.jpg"
         write_atomic(path, buffer.getvalue(), overwrite=True)
         return path

@@ -32,12 +32,7 @@ def synthesize(sharp_with_margin: torch.Tensor, generator: torch.Generator, sett
     scene = camera.brighten_highlights(scene, generator, settings.highlight_gain)
     scene = camera.add_light_sources(scene, generator, settings.light_share)
 
-    blurry = kernels.blur_valid(scene, kernels.random_kernels(n, generator, device, settings))
-    varying = torch.rand(n, generator=generator, device=device) < settings.varying_share
-    if varying.any():  # two kernels blended by a smooth mask: a subject moving against its background
-        second = kernels.blur_valid(scene, kernels.random_kernels(n, generator, device, settings))
-        mask = kernels.smooth_masks(n, blurry.shape[-2], blurry.shape[-1], generator, device)
-        blurry = torch.where(varying[:, None, None, None], mask * blurry + (1 - mask) * second, blurry)
+    blurry = kernels.kernel_blur(scene, generator, settings)
     rotating = torch.rand(n, generator=generator, device=device) < settings.camera_shake_share
     if rotating.any():
         shaken = camera_shake_blur(scene[rotating], generator, margin, settings.min_length, settings.max_length)
