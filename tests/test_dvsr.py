@@ -143,3 +143,20 @@ def test_a_perfect_denoiser_makes_the_sampler_return_the_sharp_image(steps, samp
         restored = diffusion(oracle, steps=steps, samples=samples, seed=3)(blurry)
     # float32 rounding, amplified by 1/sqrt(alpha_bar) when one step starts from almost pure noise
     torch.testing.assert_close(restored, sharp, atol=1e-3, rtol=0)
+
+
+def test_an_xydeblur_predictor_is_that_network_and_stays_out_of_the_graph_when_frozen():
+    torch.manual_seed(0)
+    net = build_network("dvsr", {**SMALL, "predictor": "xydeblur", "predictor_blocks": 1})
+    y, sharp, noise = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32), torch.randn(1, 3, 32, 32)
+    assert torch.equal(net.predict(y), net.predictor(y))
+    net.predictor.requires_grad_(False)
+    x_init, predicted = net(y, sharp, torch.full((1,), 0.5), noise)
+    assert not x_init.requires_grad and predicted.requires_grad
+
+
+def test_an_unknown_predictor_is_a_model_error():
+    from deblur.errors import ModelError
+
+    with pytest.raises(ModelError, match="predictor=resnet"):
+        build_network("dvsr", {**SMALL, "predictor": "resnet"})

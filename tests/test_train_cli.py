@@ -183,6 +183,47 @@ def test_dvsr_trains_in_the_same_loop_and_samples_from_its_checkpoint(data, tmp_
                                                       "schedule_end": None}
 
 
+def test_dvsr_can_reuse_a_trained_xydeblur_as_its_fixed_predictor(data, tmp_path):
+    first = tmp_path / "xy"
+    assert train(data, first, "--steps", "1", "--val-every", "1").exit_code == 0
+    run = tmp_path / "dvsr"
+    result = deblur("train", "--sharp", data / "sharp", "--val", data / "sharp", "-o", run,
+                    "--model", "dvsr", "--predictor", first / "model.safetensors", "--config", "denoiser_width=8",
+                    "--crop", "32", "-b", "2", "--warmup", "1", "--steps", "2", "--val-every", "2", "--lr", "1e-2")
+    assert result.exit_code == 0, result.stderr
+    config = json.loads((run / "config.json").read_text())["train"]
+    assert config["freeze_predictor"] and config["config"]["predictor"] == "xydeblur"
+    assert (config["config"]["predictor_width"], config["config"]["predictor_blocks"]) == (4, 1)
+    predictor = load_model(weights=first / "model.safetensors").network.state_dict()
+    trained = load_file(run / "model.safetensors")
+    assert all(torch.equal(trained[f"predictor.{name}"], tensor) for name, tensor in predictor.items())
+    state = torch.load(run / "state.pt", weights_only=True)
+    denoiser = [name for name in state["network"] if name.startswith("denoiser.")]
+    assert len(state["optimizer"]["param_groups"][0]["params"]) == len(denoiser)  # the denoiser alone learns
+    # the checkpoint restores with either sampler; steps 0 is the xydeblur network itself
+    restored = deblur(data / "sharp" / "s1.jpg", "-o", tmp_path / "out", "--weights", run / "model.safetensors",
+                      "--steps", "1", "--json")
+    assert restored.exit_code == 0, restored.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model", "xydeblur"], "--predictor is for --model dvsr"),
+    (["--model", "dvsr", "--config", "predictor_width=8"], "disagrees with --predictor"),
+])
+def test_predictor_mistakes_are_named(data, tmp_path, args, message):
+    first = tmp_path / "xy"
+    assert train(data, first, "--steps", "1", "--val-every", "1").exit_code == 0
+    result = deblur("train", "--sharp", data / "sharp", "-o", tmp_path / "run", "--predictor",
+                    first / "model.safetensors", *args, "--steps", "1")
+    assert result.exit_code != 0 and message in result.stderr
+
+
+def test_a_frozen_predictor_rules_out_the_predictor_loss(data, tmp_path):
+    result = deblur("train", "--sharp", data / "sharp", "-o", tmp_path / "run", "--model", "dvsr",
+                    "--freeze-predictor", "--predictor-weight", "1", "--steps", "1")
+    assert result.exit_code != 0 and "give one of them" in result.stderr
+
+
 def test_sigterm_saves_like_ctrl_c(data, tmp_path, monkeypatch):
     import signal
 

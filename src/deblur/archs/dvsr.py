@@ -123,18 +123,38 @@ class DvSR(nn.Module):
 
     RESIDUAL_SCALE = 2.0
 
-    def __init__(self, predictor_width: int = 32, denoiser_width: int = 16, blocks: int = 1, dropout: float = 0.0):
+    PREDICTORS = ("unet", "xydeblur")
+
+    def __init__(self, predictor_width: int = 32, denoiser_width: int = 16, blocks: int = 1, dropout: float = 0.0,
+                 predictor: str = "unet", predictor_blocks: int = 3):
+        """predictor "unet" is the paper's g; "xydeblur" makes g the default model's network (width
+        predictor_width, predictor_blocks blocks), so that `--steps 0` is that network and a trained
+        one can be reused as it is (our choice: the predictor is the deblurrer the project trains most)."""
         super().__init__()
-        self.predictor = UNet(3, predictor_width, blocks)
+        if predictor not in self.PREDICTORS:
+            raise ValueError(f"predictor is one of {', '.join(self.PREDICTORS)}, not '{predictor}'")
+        self.predictor_kind = predictor
+        if predictor == "xydeblur":
+            from deblur.archs.xydeblur import XYDeblur
+
+            self.predictor = XYDeblur(predictor_width, predictor_blocks)
+        else:
+            self.predictor = UNet(3, predictor_width, blocks)
+            # Start from g(y) = y (a zero correction): a random predictor would begin far below the blurry
+            # input and, trained only through the residual, take long to recover. Our choice.
+            nn.init.zeros_(self.predictor.tail.weight)
+            nn.init.zeros_(self.predictor.tail.bias)
         self.denoiser = UNet(6, denoiser_width, blocks, noise_embedding=True, dropout=dropout)
-        # Start from g(y) = y (a zero correction): a random predictor would begin far below the blurry
-        # input and, trained only through the residual, take long to recover. Our choice.
-        nn.init.zeros_(self.predictor.tail.weight)
-        nn.init.zeros_(self.predictor.tail.bias)
 
     def predict(self, blurry: torch.Tensor) -> torch.Tensor:
-        """x_init = g(y): the predictor outputs a correction added to y (our choice; the paper is silent)."""
+        """x_init = g(y): both predictors output a correction added to y (our choice; the paper is silent)."""
+        if self.predictor_kind == "xydeblur":
+            return self.predictor(blurry)
         return blurry + self.predictor(2 * blurry - 1) / 2
+
+    @property
+    def predictor_trains(self) -> bool:
+        return any(parameter.requires_grad for parameter in self.predictor.parameters())
 
     def denoise(self, noisy_residual: torch.Tensor, level: torch.Tensor, blurry: torch.Tensor) -> torch.Tensor:
         """f(z_t, sqrt(alpha_bar), y): the noise in z_t."""
@@ -145,7 +165,9 @@ class DvSR(nn.Module):
         """The predictor alone (diffusion steps 0: deterministic, the high-PSNR-per-FLOP mode); given
         `sharp`, `levels` and `noise`, the training pass (x_init, predicted noise), in one forward so
         that distributed training sees both networks."""
-        x_init = self.predict(blurry)
+        # a frozen predictor (a trained deblurrer reused) needs no graph: the denoiser alone learns
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.predictor_trains):
+            x_init = self.predict(blurry)
         if sharp is None:
             return x_init
         noisy = noisy_residual(x_init, sharp, levels, noise, self.RESIDUAL_SCALE)

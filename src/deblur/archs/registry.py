@@ -56,6 +56,8 @@ def _build_shake(**config):
 def _build_dvsr(**config):
     from deblur.archs.dvsr import DvSR
 
+    if config["predictor"] not in DvSR.PREDICTORS:
+        raise ModelError(f"dvsr: predictor={config['predictor']} is not one of {', '.join(DvSR.PREDICTORS)}")
     return DvSR(**config)
 
 
@@ -76,11 +78,12 @@ ARCHS = {
     "dvsr": ArchSpec(
         name="dvsr",
         build=_build_dvsr,
-        default_config={"predictor_width": 32, "denoiser_width": 16, "blocks": 1, "dropout": 0.0},
+        default_config={"predictor_width": 32, "denoiser_width": 16, "blocks": 1, "dropout": 0.0,
+                        "predictor": "unet", "predictor_blocks": 3},
         size_multiple=8,
         supports_fp16=False,  # the noise schedule's small betas underflow in fp16
         bytes_per_pixel_per_width=96.0,  # a guess from XYDeblur's; the OOM back-off corrects it
-        config_keys=("predictor_width", "denoiser_width", "blocks", "dropout"),
+        config_keys=("predictor_width", "denoiser_width", "blocks", "dropout", "predictor", "predictor_blocks"),
         width_key="predictor_width",
         objective="diffusion",
         default_sampler="diffusion",

@@ -62,6 +62,8 @@ ReblurWeight = Annotated[Optional[float], typer.Option("--reblur-weight", help="
                                                        "loss (0: no reblurring module; default 1, for dvsr 0).")]
 PredictorWeight = Annotated[float, typer.Option("--predictor-weight", help="dvsr only: weight of an L1 loss on the "
                                                 "predictor's output (our addition, not the paper's; 0: off).")]
+FreezePredictor = Annotated[bool, typer.Option("--freeze-predictor", help="dvsr only: keep the predictor as it is "
+                                              "and train the denoiser alone.")]
 Seed = Annotated[int, typer.Option(help="Random seed (data, blur and initial weights).")]
 ValEvery = Annotated[int, typer.Option("--val-every", help="Validate and save every N steps.")]
 LogEvery = Annotated[int, typer.Option("--log-every", help="Log every N steps.")]
@@ -84,7 +86,11 @@ def train(
     optimizer: Optimizer = "adamw", schedule: Schedule = "cosine", warmup: Warmup = None,
     step_every: StepEvery = 5000, clip: Clip = 1.0,
     ema: Ema = 0.999, fft_weight: FftWeight = 0.1, reblur_weight: ReblurWeight = None,
-    predictor_weight: PredictorWeight = 0.0, synthesis: Synthesis = "srgb", frames_share: FramesShare = 0.3,
+    predictor_weight: PredictorWeight = 0.0, freeze_predictor: FreezePredictor = False,
+    predictor: Annotated[Optional[str], typer.Option("--predictor", help="dvsr only: the predictor is this trained "
+                                                     "xydeblur checkpoint (a file or hf://...), kept fixed while "
+                                                     "the denoiser trains.")] = None,
+    synthesis: Synthesis = "srgb", frames_share: FramesShare = 0.3,
     seed: Seed = 0, val_every: ValEvery = 500, log_every: LogEvery = 20, device: Device = "auto", amp: Amp = True,
     output: Output = None,
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue the run in this folder "
@@ -100,16 +106,17 @@ def train(
             batch_size=batch_size, crop=crop,
             lr=lr, optimizer=optimizer, schedule=schedule, warmup=warmup, step_every=step_every, clip=clip, ema=ema,
             fft_weight=fft_weight, reblur_weight=reblur_weight, predictor_weight=predictor_weight,
-            synthesis=synthesis, frames_share=frames_share, seed=seed,
+            freeze_predictor=freeze_predictor, synthesis=synthesis, frames_share=frames_share, seed=seed,
             val_every=val_every, log_every=log_every, amp=amp)
-        if resume is not None and (pairs or sharp or frames or val or output or preview):
+        if resume is not None and (pairs or sharp or frames or val or output or preview or predictor):
             raise UsageError("--resume continues a run with its own data and folder; give only --resume RUN_DIR "
                              "(and --steps to extend it)")
+        init = None if predictor is None else _predictor_init(reporter, settings, predictor)
         sources = _sources(pairs, sharp, frames, val)
         if preview:
             _preview(reporter, settings, sources, output, preview)
             return
-        _train(reporter, settings, sources, resume or output, device, resume is not None, steps, None, as_json)
+        _train(reporter, settings, sources, resume or output, device, resume is not None, steps, init, as_json)
 
 
 def finetune(
@@ -124,7 +131,8 @@ def finetune(
     optimizer: Optimizer = "adamw", schedule: Schedule = "cosine", warmup: Warmup = None,
     step_every: StepEvery = 500, clip: Clip = 1.0,
     ema: Ema = 0.999, fft_weight: FftWeight = 0.1, reblur_weight: ReblurWeight = None,
-    predictor_weight: PredictorWeight = 0.0, synthesis: Synthesis = "srgb", frames_share: FramesShare = 0.3,
+    predictor_weight: PredictorWeight = 0.0, freeze_predictor: FreezePredictor = False,
+    synthesis: Synthesis = "srgb", frames_share: FramesShare = 0.3,
     seed: Seed = 0, val_every: ValEvery = 250, log_every: LogEvery = 20, device: Device = "auto", amp: Amp = True,
     output: Output = None, offline: Annotated[bool, typer.Option("--offline", help="Never use the network.")] = False,
     preview: PreviewData = None, quiet: Quiet = False, as_json: Json = False,
@@ -142,7 +150,7 @@ def finetune(
             arch=loaded.spec.name, config=dict(loaded.config), steps=steps, batch_size=batch_size, crop=crop,
             lr=lr, optimizer=optimizer, schedule=schedule, warmup=warmup, step_every=step_every, clip=clip, ema=ema,
             fft_weight=fft_weight, reblur_weight=reblur_weight, predictor_weight=predictor_weight,
-            synthesis=synthesis, frames_share=frames_share, seed=seed,
+            freeze_predictor=freeze_predictor, synthesis=synthesis, frames_share=frames_share, seed=seed,
             val_every=val_every, log_every=log_every, amp=amp)
         sources = _sources(pairs, sharp, frames, val)
         if preview:
@@ -153,6 +161,30 @@ def finetune(
         elif reblur_weight or (reblur_weight is None and loaded.spec.objective == "direct"):
             reporter.warning(f"{loaded.source} has no reblurring module; a new one is trained from scratch")
         _train(reporter, settings, sources, output, device, False, None, init, as_json)
+
+
+def _predictor_init(reporter: Reporter, settings, reference: str) -> dict:
+    """DvSR's predictor from a trained xydeblur checkpoint: the settings take its width and blocks, and it
+    stays fixed (only the denoiser trains)."""
+    from deblur.weights import load_model
+
+    if settings.arch != "dvsr":
+        raise UsageError(f"--predictor is for --model dvsr, not {settings.arch}")
+    with reporter.downloads() as progress:
+        loaded = load_model(None, reference, progress=progress)
+    if loaded.spec.name != "xydeblur":
+        raise UsageError(f"--predictor {reference}: a dvsr predictor is an xydeblur checkpoint, this one is "
+                         f"{loaded.spec.name}")
+    chosen = {"predictor": "xydeblur", "predictor_width": loaded.config["width"],
+              "predictor_blocks": loaded.config["blocks"]}
+    clashes = [f"{key}={settings.config[key]}" for key in chosen if key in settings.config
+               and settings.config[key] != chosen[key]]
+    if clashes:
+        raise UsageError(f"--config {clashes[0]} disagrees with --predictor {reference} "
+                         f"(width {chosen['predictor_width']}, blocks {chosen['predictor_blocks']}); drop it")
+    settings.config.update(chosen)
+    settings.freeze_predictor = True
+    return {"predictor": loaded.network.state_dict(), "source": f"predictor: {loaded.source}"}
 
 
 def _reporter(quiet: bool) -> Reporter:

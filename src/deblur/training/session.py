@@ -115,7 +115,8 @@ def start_run(config: TrainConfig | None, sources: DataSources | None, run_dir: 
 
     Resuming reads the configuration and data folders from the run folder (`steps` may extend it).
     `init` = {"network": state, "reblur": state or None, "source": text} starts from trained
-    weights (`deblur finetune`).
+    weights (`deblur finetune`); {"predictor": state, "source": text} starts only DvSR's predictor
+    from a trained deblurrer (`deblur train --predictor`).
     """
     context = distributed.start()
     try:
@@ -162,7 +163,8 @@ def _start(config, sources, run_dir, device, resume, steps, init, on_event, cont
     device = devices.resolve_device(distributed.device_for(context, device))
     data = prepare_data(sources, config, device)
     trainer = Trainer(config, data.batches, data.validation, run, device,
-                      init_state=(init or {}).get("network"), init_reblur=(init or {}).get("reblur"))
+                      init_state=(init or {}).get("network"), init_reblur=(init or {}).get("reblur"),
+                      init_predictor=(init or {}).get("predictor"))
     if resume:
         trainer.load_state(run.load_state(device))
     elif context.is_main:

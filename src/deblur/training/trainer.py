@@ -48,6 +48,7 @@ class TrainConfig:
     fft_weight: float = 0.1
     reblur_weight: float | None = None  # lambda; 0: no reblurring module; None: 1 (direct) or 0 (diffusion)
     predictor_weight: float = 0.0  # DvSR only, our addition: lambda_g * |g(y) - x0|; the paper has none
+    freeze_predictor: bool = False  # DvSR only: keep g as it is (a trained deblurrer) and train the denoiser
     val_diffusion_steps: int = 10  # DvSR only: also validate sampling with this many steps (0: predictor only)
     reblur_config: dict = field(default_factory=lambda: dict(REBLUR.default_config))
     reblur_lr: float = 1e-4
@@ -74,6 +75,12 @@ class TrainConfig:
                              f"its settings: {', '.join(spec.config_keys)}")
         if self.synthesis not in PIPELINES:
             raise UsageError(f"unknown --synthesis '{self.synthesis}'; use {' or '.join(PIPELINES)}")
+        if self.freeze_predictor and spec.objective != "diffusion":
+            raise UsageError(f"--freeze-predictor is for dvsr, whose predictor and denoiser are two networks; "
+                             f"{self.arch} is one")
+        if self.freeze_predictor and self.predictor_weight > 0:
+            raise UsageError("--predictor-weight trains the predictor, which --freeze-predictor keeps fixed; "
+                             "give one of them")
         if not 0 <= self.frames_share <= 1:
             raise UsageError(f"--frames-share must be between 0 and 1, got {self.frames_share}")
         multiple = spec.size_multiple
@@ -105,7 +112,7 @@ def lr_factor(config: TrainConfig, step: int) -> float:
 
 class Trainer:
     def __init__(self, config: TrainConfig, batches, validation, run_dir: RunDir, device: torch.device,
-                 init_state: dict | None = None, init_reblur: dict | None = None):
+                 init_state: dict | None = None, init_reblur: dict | None = None, init_predictor: dict | None = None):
         config.check()
         self.config, self.batches, self.run_dir, self.device = config, batches, run_dir, torch.device(device)
         self.validation = validation  # (blurry, sharp) CPU tensors, or None
@@ -116,9 +123,13 @@ class Trainer:
         self.network = build_network(config.arch, config.config)
         if init_state is not None:
             self.network.load_state_dict(init_state)
+        if init_predictor is not None:  # DvSR: its predictor from a trained deblurrer
+            self.network.predictor.load_state_dict(init_predictor)
+        if config.freeze_predictor:
+            self.network.predictor.requires_grad_(False)
         self.network = devices.prepare_network(self.network, self.device)
         self.model = self.dist.wrap(self.network)
-        self.opt = self._optimizer(self.network.parameters(), config.lr)
+        self.opt = self._optimizer([p for p in self.network.parameters() if p.requires_grad], config.lr)
 
         self.reblur = self.reblur_model = self.opt_reblur = None
         if config.reblur_weight > 0:
