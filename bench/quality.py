@@ -20,7 +20,8 @@ Sets (from ../shared/data, evaluation only; never trained on):
 Diffusion models (DvSR) are measured at each --dvsr-settings point (steps x samples, seed 0);
 `--wiener` adds a Wiener filter given the true kernel where a set has one (a reference for the
 shake model). Metrics: PSNR and SSIM (deblur.metrics: [0, 1], clipped) per image, averaged per
-set; how many images end below the blurry input ("<in") and the worst gain; seconds per
+set; "detail": the mean gradient magnitude over the sharp image's (1: as much fine detail, below:
+blurrier, above: noise or oversharpening; diffusion should move it towards 1); how many images end below the blurry input ("<in") and the worst gain; seconds per
 megapixel on this machine. Prints a table and writes JSON (default bench/results/quality.json).
 """
 
@@ -39,7 +40,7 @@ import torch
 
 from deblur.deblurrer import Deblurrer
 from deblur.imageio import read_photo
-from deblur.metrics import psnr, psnr_aligned, shifted, ssim
+from deblur.metrics import gradient_magnitude, psnr, psnr_aligned, shifted, ssim
 from deblur.training import kernels
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -191,20 +192,21 @@ def _score(set_name: str, scope: str, method: Method, images: list, blurry_score
         out, ref = _chw(np.clip(output, 0, 1)), _chw(sharp)
         if ref.shape[1] == 1 and out.shape[1] == 3:
             out = out.mean(1, keepdim=True)
+        detail = (gradient_magnitude(out) / gradient_magnitude(ref).clamp_min(1e-6)).item()
         if set_name in ALIGNED:
             value, (shift,) = psnr_aligned(out, ref)
-            scores.append((value.item(), ssim(shifted(out, shift), shifted(ref, (0, 0))).item()))
+            scores.append((value.item(), ssim(shifted(out, shift), shifted(ref, (0, 0))).item(), detail))
         else:
-            scores.append((psnr(out, ref).item(), ssim(out, ref).item()))
+            scores.append((psnr(out, ref).item(), ssim(out, ref).item(), detail))
     mean = np.mean(scores, axis=0)
     gains = [s[0] - b[0] for s, b in zip(scores, blurry_scores)] if blurry_scores else [0.0] * len(scores)
     row = {"set": set_name, "images": scope, "method": method.label, "count": len(images),
-           "psnr": round(float(mean[0]), 3), "ssim": round(float(mean[1]), 4),
+           "psnr": round(float(mean[0]), 3), "ssim": round(float(mean[1]), 4), "detail": round(float(mean[2]), 3),
            "below_input": sum(g < 0 for g in gains), "worst_gain": round(min(gains), 3),
            "aligned": set_name in ALIGNED,
            "seconds_per_mp": None if method.label == "blurry input" else round(seconds / (pixels_done / 1e6), 2)}
     print(f"{set_name:<14}{scope:<22}{method.label:<36}{row['count']:>4}{row['psnr']:>9.2f}{row['ssim']:>8.4f}"
-          f"{row['below_input']:>5}{row['worst_gain']:>8.2f}"
+          f"{row['detail']:>7.2f}{row['below_input']:>5}{row['worst_gain']:>8.2f}"
           f"{row['seconds_per_mp'] if row['seconds_per_mp'] is not None else '-':>9}", flush=True)
     return row, scores
 
@@ -257,7 +259,7 @@ def main() -> None:
                                         args.adapt_crop_size, adapt_log))
     if args.wiener:
         methods.append(wiener_method())
-    print(f"{'set':<14}{'images':<22}{'method':<36}{'n':>4}{'PSNR':>9}{'SSIM':>8}{'<in':>5}{'worst':>8}{'s/MP':>9}")
+    print(f"{'set':<14}{'images':<22}{'method':<36}{'n':>4}{'PSNR':>9}{'SSIM':>8}{'detail':>7}{'<in':>5}{'worst':>8}{'s/MP':>9}")
     rows = measure(methods, args.sets, args.data, args.limit, args.crop, args.subset, args.subset_crop or None)
     adaptation = {label: {"self_reblur_before": round(float(np.mean([r["self_reblur_before"] for r in runs])), 6),
                           "self_reblur_after": round(float(np.mean([r["self_reblur_after"] for r in runs])), 6),

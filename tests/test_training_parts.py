@@ -7,7 +7,7 @@ from PIL import Image
 
 from deblur.archs.registry import build_network
 from deblur.errors import InputError
-from deblur.metrics import psnr, ssim
+from deblur.metrics import gradient_magnitude, psnr, ssim
 from deblur.training import kernels
 from deblur.training.batches import BatchMaker
 from deblur.training.data import load_pairs, load_sharp, refuse_problems, split_holdout
@@ -149,6 +149,15 @@ def test_psnr_and_ssim_follow_their_definitions():
     assert ssim(image, image).item() == pytest.approx(1.0, abs=1e-5)
     noisy = [(image + s * torch.randn(image.shape, generator=gen(1))).clamp(0, 1) for s in (0.05, 0.2)]
     assert 1 > ssim(noisy[0], image) > ssim(noisy[1], image)
+
+
+def test_gradient_magnitude_falls_with_blur_and_rises_with_noise():
+    ramp = torch.linspace(0, 1, 33)[None, None, None, :].expand(1, 3, 8, 33)
+    assert gradient_magnitude(ramp).item() == pytest.approx(1 / 32, rel=1e-4)  # a slope of 1/32 per pixel
+    image = torch.rand(1, 3, 32, 32, generator=gen())
+    blurred = torch.nn.functional.avg_pool2d(image, 3, 1, 1, count_include_pad=False)
+    noisy = (image + 0.1 * torch.randn(image.shape, generator=gen(1))).clamp(0, 1)
+    assert gradient_magnitude(blurred) < gradient_magnitude(image) < gradient_magnitude(noisy)
 
 
 def test_schedule_warms_up_then_decays():
