@@ -211,6 +211,13 @@ def _score(set_name: str, scope: str, method: Method, images: list, blurry_score
     return row, scores
 
 
+def parse_dvsr_setting(text: str) -> tuple[int, int, float | None]:
+    """STEPS[xSAMPLES][@END]: e.g. 0, 10x4, 10x4@0.3 (END: the inference schedule's last beta, --schedule-end)."""
+    text, _, end = text.partition("@")
+    steps, _, samples = text.partition("x")
+    return int(steps), int(samples or 1), float(end) if end else None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", action="append", default=[], help="a manifest model (repeatable)")
@@ -219,7 +226,8 @@ def main() -> None:
     parser.add_argument("--wiener", action="store_true", help="also a Wiener filter given the true kernel "
                                                               "(sets that have one)")
     parser.add_argument("--dvsr-settings", nargs="+", default=["0", "10x4", "100"],
-                        help="diffusion models: STEPSxSAMPLES settings to measure (0: the predictor alone)")
+                        help="diffusion models: STEPSxSAMPLES[@END] settings to measure (0: the predictor "
+                             "alone; END: the schedule's last beta, as --schedule-end)")
     parser.add_argument("--adapt-iters", type=int, default=20, help="the deblur adapt default")
     parser.add_argument("--adapt-lr", type=float, default=5e-6, help="the deblur adapt default")
     parser.add_argument("--adapt-crop-size", type=int, default=128, help="4 crops of this size per iteration "
@@ -247,10 +255,11 @@ def main() -> None:
         engine = Deblurrer(**source, device=args.device)
         if engine.model.spec.objective == "diffusion":
             for setting in args.dvsr_settings:
-                steps, _, samples = setting.partition("x")
-                sampled = Deblurrer(**source, device=args.device, sampler="diffusion", steps=int(steps),
-                                    samples=int(samples or 1))
-                methods.append(engine_method(f"{label} steps {steps} x{samples or 1}", sampled, slow=int(steps) > 0))
+                steps, samples, end = parse_dvsr_setting(setting)
+                sampled = Deblurrer(**source, device=args.device, sampler="diffusion", steps=steps, samples=samples,
+                                    schedule_end=end)
+                name = f"{label} steps {steps} x{samples}" + (f" end {end:g}" if end is not None else "")
+                methods.append(engine_method(name, sampled, slow=steps > 0))
             continue
         methods.append(engine_method(label, engine))
         if args.adapt and engine.model.reblur is not None:
