@@ -22,12 +22,10 @@ DATA=gpu-pack
 RUN=$(mktemp -d)/run  # previews and the resume state stay behind: the way back takes 8 files at most
 export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 
-SHARP=()
-for folder in bsds500/train bsds500/val sun-hays80 urban100 div2k mcmaster; do
-    [ -d "$DATA/$folder" ] || { echo "error: $DATA/$folder is missing: run python tools/pack_training_data.py" \
-                                     "here and carry gpu-pack" >&2; exit 2; }
-    SHARP+=(--sharp "$DATA/$folder")
-done
+# the photos are read recursively: the pack's folders (tools/pack_training_data.py chooses them) are one --sharp
+[ -d "$DATA" ] || { echo "error: $DATA is missing: run python tools/pack_training_data.py here and carry" \
+                         "gpu-pack" >&2; exit 2; }
+SHARP=(--sharp "$DATA")
 COMMON=(--device "$DEVICE" --steps 200000 --warmup 200 --val-every 500 --log-every 50 -o "$RUN" -q)
 
 case "$WHAT" in

@@ -132,7 +132,7 @@ class DvSR(nn.Module):
         one can be reused as it is (our choice: the predictor is the deblurrer the project trains most)."""
         super().__init__()
         if predictor not in self.PREDICTORS:
-            raise ValueError(f"predictor is one of {', '.join(self.PREDICTORS)}, not '{predictor}'")
+            raise ValueError(f"predictor={predictor} is not one of {', '.join(self.PREDICTORS)}")
         self.predictor_kind = predictor
         if predictor == "xydeblur":
             from deblur.archs.xydeblur import XYDeblur

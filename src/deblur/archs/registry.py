@@ -56,9 +56,10 @@ def _build_shake(**config):
 def _build_dvsr(**config):
     from deblur.archs.dvsr import DvSR
 
-    if config["predictor"] not in DvSR.PREDICTORS:
-        raise ModelError(f"dvsr: predictor={config['predictor']} is not one of {', '.join(DvSR.PREDICTORS)}")
-    return DvSR(**config)
+    try:
+        return DvSR(**config)
+    except ValueError as exc:  # a setting's value DvSR does not know, e.g. predictor=resnet
+        raise ModelError(f"dvsr: {exc}") from None
 
 
 # The reblurring module travels inside a deblurring checkpoint (tensors prefixed "reblur.").
