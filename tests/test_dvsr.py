@@ -23,7 +23,7 @@ def test_both_networks_keep_any_multiple_of_8():
     net = model()
     y = torch.rand(2, 3, 40, 56)
     assert net(y).shape == y.shape
-    assert net.denoise(torch.randn(2, 3, 40, 56), torch.rand(2), y).shape == y.shape
+    assert net.denoise(torch.randn(2, 3, 40, 56), torch.rand(2), y, y).shape == y.shape
 
 
 def test_the_diffusion_target_is_sharp_minus_the_predictors_output():
@@ -32,9 +32,9 @@ def test_the_diffusion_target_is_sharp_minus_the_predictors_output():
     seen = {}
     real_denoise = net.denoise
 
-    def spy(noisy, level, blurry):
+    def spy(noisy, level, blurry, prediction):
         seen["noisy"] = noisy
-        return real_denoise(noisy, level, blurry)
+        return real_denoise(noisy, level, blurry, prediction)
 
     net.denoise = spy
     x_init, _ = net(y, sharp, torch.ones(2), noise)  # level 1: no noise, the bare residual
@@ -62,7 +62,7 @@ def test_training_and_sampling_feed_the_same_noise_level():
     net = model()
     seen = []
     real_denoise = net.denoise
-    net.denoise = lambda z, level, y: seen.append(level.clone()) or real_denoise(z, level, y)
+    net.denoise = lambda z, level, y, prediction: seen.append(level.clone()) or real_denoise(z, level, y, prediction)
     diffusion(net, steps=5, seed=0)(torch.rand(1, 3, 16, 16))
     expected = inference_schedule(5).alpha_bars.sqrt().flip(0).float()
     torch.testing.assert_close(torch.cat(seen), expected)
@@ -128,8 +128,8 @@ class OracleDenoiser(torch.nn.Module):
     def predict(self, blurry):
         return self.predictor(blurry)
 
-    def denoise(self, z, level, blurry):
-        residual = self.RESIDUAL_SCALE * (self.sharp - self.predict(blurry))
+    def denoise(self, z, level, blurry, prediction):
+        residual = self.RESIDUAL_SCALE * (self.sharp - prediction)
         level = level.view(-1, 1, 1, 1)
         return (z - level * residual) / (1 - level**2).sqrt()
 
@@ -160,3 +160,25 @@ def test_an_unknown_predictor_is_a_model_error():
 
     with pytest.raises(ModelError, match="predictor=resnet"):
         build_network("dvsr", {**SMALL, "predictor": "resnet"})
+
+
+def test_a_prediction_conditioned_denoiser_sees_g_of_y_and_grows_from_one_that_did_not():
+    torch.manual_seed(0)
+    paper = model()
+    grown = build_network("dvsr", {**SMALL, "condition": "prediction"})
+    grown.load_state_dict(paper.state_dict())
+    z, level, y = torch.randn(1, 3, 16, 16), torch.full((1,), 0.5), torch.rand(1, 3, 16, 16)
+    x_init = paper.predict(y)
+    with torch.no_grad():
+        # zero weights on the new input: the same function as before training goes on
+        torch.testing.assert_close(grown.denoise(z, level, y, x_init), paper.denoise(z, level, y, x_init))
+        grown.denoiser.head.weight[:, 6:].fill_(0.1)
+        assert not torch.allclose(grown.denoise(z, level, y, x_init), grown.denoise(z, level, y, x_init + 0.1))
+        assert torch.equal(paper.denoise(z, level, y, x_init), paper.denoise(z, level, y, x_init + 0.1))
+
+
+def test_an_unknown_condition_is_a_model_error():
+    from deblur.errors import ModelError
+
+    with pytest.raises(ModelError, match="condition=sharp"):
+        build_network("dvsr", {**SMALL, "condition": "sharp"})

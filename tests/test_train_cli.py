@@ -206,6 +206,24 @@ def test_dvsr_can_reuse_a_trained_xydeblur_as_its_fixed_predictor(data, tmp_path
     assert restored.exit_code == 0, restored.stderr
 
 
+def test_finetune_grows_a_dvsr_denoiser_into_one_that_sees_the_prediction(data, tmp_path):
+    first = tmp_path / "dvsr"
+    assert deblur("train", "--sharp", data / "sharp", "-o", first, "--model", "dvsr", "--config",
+                  "predictor_width=8", "--config", "denoiser_width=8", "--crop", "32", "-b", "2", "--warmup", "1",
+                  "--steps", "1", "--val-every", "1").exit_code == 0
+    run = tmp_path / "grown"
+    result = deblur("finetune", "--sharp", data / "sharp", "--weights", first / "model.safetensors", "-o", run,
+                    "--config", "condition=prediction", "--freeze-predictor", "--crop", "32", "-b", "2",
+                    "--steps", "1", "--val-every", "1")
+    assert result.exit_code == 0, result.stderr
+    grown = load_model(weights=run / "model.safetensors")
+    assert grown.config["condition"] == "prediction" and grown.network.denoiser.head.weight.shape[1] == 9
+    # a setting the weights cannot grow into is named, not a traceback
+    refused = deblur("finetune", "--sharp", data / "sharp", "--weights", first / "model.safetensors", "-o",
+                     tmp_path / "wide", "--config", "denoiser_width=16", "--crop", "32", "-b", "2", "--steps", "1")
+    assert refused.exit_code == 2 and "do not fit the settings" in refused.stderr
+
+
 @pytest.mark.parametrize("args, message", [
     (["--model", "xydeblur"], "--predictor is for --model dvsr"),
     (["--model", "dvsr", "--config", "predictor_width=8"], "disagrees with --predictor"),

@@ -49,7 +49,7 @@ def diffusion(model: torch.nn.Module, steps: int, samples: int = 1, seed: int = 
         if not steps:
             return x_init
         _, channels, height, width = blurry.shape
-        y = blurry.expand(samples, -1, -1, -1)
+        y, prediction = blurry.expand(samples, -1, -1, -1), x_init.expand(samples, -1, -1, -1)
         # the residual may move the image only within [0, 1]
         low, high = (-scale * x_init).expand_as(y), (scale * (1 - x_init)).expand_as(y)
         betas = schedule.betas.tolist()
@@ -63,7 +63,7 @@ def diffusion(model: torch.nn.Module, steps: int, samples: int = 1, seed: int = 
             beta, alpha_bar = betas[t], alpha_bars[t]
             alpha_bar_prev = alpha_bars[t - 1] if t > 0 else 1.0
             level = torch.full((samples,), alpha_bar ** 0.5, device=blurry.device)
-            eps = model.denoise(z, level, y)
+            eps = model.denoise(z, level, y, prediction)
             z0 = ((z - (1 - alpha_bar) ** 0.5 * eps) / alpha_bar ** 0.5).clamp(low, high)
             # the mean of q(z_{t-1} | z_t, z0), written with the clipped z0
             mean = (alpha_bar_prev ** 0.5 * beta / (1 - alpha_bar)) * z0 \

@@ -124,15 +124,24 @@ class DvSR(nn.Module):
     RESIDUAL_SCALE = 2.0
 
     PREDICTORS = ("unet", "xydeblur")
+    CONDITIONS = ("blurry", "prediction")
 
     def __init__(self, predictor_width: int = 32, denoiser_width: int = 16, blocks: int = 1, dropout: float = 0.0,
-                 predictor: str = "unet", predictor_blocks: int = 3):
+                 predictor: str = "unet", predictor_blocks: int = 3, condition: str = "blurry"):
         """predictor "unet" is the paper's g; "xydeblur" makes g the default model's network (width
         predictor_width, predictor_blocks blocks), so that `--steps 0` is that network and a trained
-        one can be reused as it is (our choice: the predictor is the deblurrer the project trains most)."""
+        one can be reused as it is (our choice: the predictor is the deblurrer the project trains most).
+
+        condition "blurry" is the paper's f(z_t, level, y); "prediction" also gives the denoiser g(y).
+        Our choice, for a fixed predictor: the residual x0 - g(y) is then in plain sight, where otherwise a
+        small denoiser must rebuild g's output inside itself to know what it is predicting the residual of.
+        """
         super().__init__()
         if predictor not in self.PREDICTORS:
             raise ValueError(f"predictor={predictor} is not one of {', '.join(self.PREDICTORS)}")
+        if condition not in self.CONDITIONS:
+            raise ValueError(f"condition={condition} is not one of {', '.join(self.CONDITIONS)}")
+        self.condition = condition
         self.predictor_kind = predictor
         if predictor == "xydeblur":
             from deblur.archs.xydeblur import XYDeblur
@@ -144,7 +153,8 @@ class DvSR(nn.Module):
             # input and, trained only through the residual, take long to recover. Our choice.
             nn.init.zeros_(self.predictor.tail.weight)
             nn.init.zeros_(self.predictor.tail.bias)
-        self.denoiser = UNet(6, denoiser_width, blocks, noise_embedding=True, dropout=dropout)
+        self.denoiser = UNet(9 if condition == "prediction" else 6, denoiser_width, blocks, noise_embedding=True,
+                             dropout=dropout)
 
     def predict(self, blurry: torch.Tensor) -> torch.Tensor:
         """x_init = g(y): both predictors output a correction added to y (our choice; the paper is silent)."""
@@ -156,9 +166,23 @@ class DvSR(nn.Module):
     def predictor_trains(self) -> bool:
         return any(parameter.requires_grad for parameter in self.predictor.parameters())
 
-    def denoise(self, noisy_residual: torch.Tensor, level: torch.Tensor, blurry: torch.Tensor) -> torch.Tensor:
-        """f(z_t, sqrt(alpha_bar), y): the noise in z_t."""
-        return self.denoiser(torch.cat([noisy_residual, 2 * blurry - 1], dim=1), level)
+    def denoise(self, noisy_residual: torch.Tensor, level: torch.Tensor, blurry: torch.Tensor,
+                x_init: torch.Tensor) -> torch.Tensor:
+        """f(z_t, sqrt(alpha_bar), y[, g(y)]): the noise in z_t."""
+        inputs = [noisy_residual, 2 * blurry - 1]
+        if self.condition == "prediction":
+            inputs.append(2 * x_init - 1)
+        return self.denoiser(torch.cat(inputs, dim=1), level)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # A denoiser trained on y alone grows into one that also sees g(y): the new inputs start with zero
+        # weights, so the network computes what it did and training continues from there.
+        key = prefix + "denoiser.head.weight"
+        if self.condition == "prediction" and key in state_dict and state_dict[key].shape[1] == 6:
+            grown = state_dict[key].new_zeros(self.denoiser.head.weight.shape)
+            grown[:, :6] = state_dict[key]
+            state_dict[key] = grown
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, blurry: torch.Tensor, sharp: torch.Tensor | None = None, levels: torch.Tensor | None = None,
                 noise: torch.Tensor | None = None):
@@ -171,7 +195,7 @@ class DvSR(nn.Module):
         if sharp is None:
             return x_init
         noisy = noisy_residual(x_init, sharp, levels, noise, self.RESIDUAL_SCALE)
-        return x_init, self.denoise(noisy, levels, blurry)
+        return x_init, self.denoise(noisy, levels, blurry, x_init)
 
 
 def noisy_residual(x_init: torch.Tensor, sharp: torch.Tensor, levels: torch.Tensor, noise: torch.Tensor,

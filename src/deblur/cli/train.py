@@ -134,7 +134,11 @@ def finetune(
     predictor_weight: PredictorWeight = 0.0, freeze_predictor: FreezePredictor = False,
     synthesis: Synthesis = "srgb", frames_share: FramesShare = 0.3,
     seed: Seed = 0, val_every: ValEvery = 250, log_every: LogEvery = 20, device: Device = "auto", amp: Amp = True,
-    output: Output = None, offline: Annotated[bool, typer.Option("--offline", help="Never use the network.")] = False,
+    output: Output = None,
+    config: Annotated[Optional[List[str]], typer.Option("--config", help="Change a network setting KEY=VALUE "
+                                                        "that the weights can grow into, e.g. dvsr's "
+                                                        "condition=prediction (repeatable).")] = None,
+    offline: Annotated[bool, typer.Option("--offline", help="Never use the network.")] = False,
     preview: PreviewData = None, quiet: Quiet = False, as_json: Json = False,
 ) -> None:
     reporter = _reporter(quiet)
@@ -147,7 +151,7 @@ def finetune(
         init = {"network": loaded.network.state_dict(), "source": loaded.source,
                 "reblur": None if loaded.reblur is None else loaded.reblur.state_dict()}
         settings = TrainConfig(
-            arch=loaded.spec.name, config=dict(loaded.config), steps=steps, batch_size=batch_size, crop=crop,
+            arch=loaded.spec.name, config={**loaded.config, **_parse_config(config)}, steps=steps, batch_size=batch_size, crop=crop,
             lr=lr, optimizer=optimizer, schedule=schedule, warmup=warmup, step_every=step_every, clip=clip, ema=ema,
             fft_weight=fft_weight, reblur_weight=reblur_weight, predictor_weight=predictor_weight,
             freeze_predictor=freeze_predictor, synthesis=synthesis, frames_share=frames_share, seed=seed,

@@ -122,7 +122,12 @@ class Trainer:
 
         self.network = build_network(config.arch, config.config)
         if init_state is not None:
-            self.network.load_state_dict(init_state)
+            try:
+                self.network.load_state_dict(init_state)
+            except RuntimeError as exc:  # e.g. finetune --config width=... that the weights cannot take
+                first = str(exc).strip().splitlines()[-1].strip()
+                raise UsageError(f"the starting weights do not fit the settings {config.config} ({first}); "
+                                 f"drop the --config that changes the network's shape") from None
         if init_predictor is not None:  # DvSR: its predictor from a trained deblurrer
             self.network.predictor.load_state_dict(init_predictor)
         if config.freeze_predictor:
