@@ -5,6 +5,7 @@
 
 Cases, all from training data (never the evaluation sets):
 - shake: train-sharp photos blurred with a seeded uniform camera-shake kernel and noise (should pass);
+- clean shake: the same with little noise (should pass);
 - video: windows of 7-13 consecutive 240 fps frames of frames/GOPR0477_11_00 averaged in linear
   light, the middle frame sharp: real camera and subject motion (pass only where it helps);
 - sharp: train-sharp photos as they are (no blur: should fail).
@@ -51,16 +52,23 @@ def sharp_photos(limit: int, size: int) -> list[tuple[str, np.ndarray]]:
     return [(p.name, centre(read_photo(p).pixels, size)) for p in paths[::step][:limit]]
 
 
-def shake_cases(limit: int, size: int):
+def shake_cases(limit: int, size: int, noise: kernels.BlurSettings = kernels.BlurSettings(noise_max=0.01, shot_max=0.002),
+                label: str = "shake"):
     margin = kernels.MAX_KERNEL - 1
     for index, (name, sharp) in enumerate(sharp_photos(limit, size + margin)):
         generator = torch.Generator().manual_seed(100 + index)
         tensor = torch.from_numpy(sharp).permute(2, 0, 1)[None]
         kernel = kernels.motion_kernels(1, generator)
         blurry = kernels.blur_valid(tensor, kernel)
-        blurry = kernels.add_noise(blurry, generator, kernels.BlurSettings(noise_max=0.01, shot_max=0.002))
+        blurry = kernels.add_noise(blurry, generator, noise)
+        blurry = torch.round(blurry * 255) / 255  # saved as 8 bits, as photos are
         m = margin // 2
-        yield f"shake {name}", blurry[0].permute(1, 2, 0).numpy(), sharp[m:-m, m:-m]
+        yield f"{label} {name}", blurry[0].permute(1, 2, 0).numpy(), sharp[m:-m, m:-m]
+
+
+def clean_shake_cases(limit: int, size: int):
+    """Shake with little noise, as clean photos and video frames have: the guards must pass it too."""
+    return shake_cases(limit, size, kernels.BlurSettings(noise_max=0.001, shot_max=1e-6), "clean shake")
 
 
 def video_cases(limit: int, size: int):
@@ -90,7 +98,7 @@ def main() -> None:
     restorer = ShakeRestorer(ShakeOptions(guards=OFF, **({'region_size': args.region_size} if args.region_size else {})))
     rows = []
     print(f"{'case':<32}{'gain dB':>8}{'extent':>7}{'spread':>7}{'fill':>6}{'agree':>7}{'ring':>6}{'s':>6}")
-    for cases in (shake_cases, video_cases, sharp_cases):
+    for cases in (shake_cases, clean_shake_cases, video_cases, sharp_cases):
         for name, blurry, sharp in cases(args.limit, args.size):
             start = time.perf_counter()
             out, report = restorer.restore(blurry)
