@@ -52,8 +52,10 @@ def sharp_photos(limit: int, size: int) -> list[tuple[str, np.ndarray]]:
     return [(p.name, centre(read_photo(p).pixels, size)) for p in paths[::step][:limit]]
 
 
-def shake_cases(limit: int, size: int, noise: kernels.BlurSettings = kernels.BlurSettings(noise_max=0.01, shot_max=0.002),
-                label: str = "shake"):
+NOISY = kernels.BlurSettings(noise_max=0.01, shot_max=0.002)
+
+
+def shake_cases(limit: int, size: int, noise: kernels.BlurSettings = NOISY, label: str = "shake"):
     margin = kernels.MAX_KERNEL - 1
     for index, (name, sharp) in enumerate(sharp_photos(limit, size + margin)):
         generator = torch.Generator().manual_seed(100 + index)

@@ -151,7 +151,8 @@ def finetune(
         init = {"network": loaded.network.state_dict(), "source": loaded.source,
                 "reblur": None if loaded.reblur is None else loaded.reblur.state_dict()}
         settings = TrainConfig(
-            arch=loaded.spec.name, config={**loaded.config, **_parse_config(config)}, steps=steps, batch_size=batch_size, crop=crop,
+            arch=loaded.spec.name, config={**loaded.config, **_parse_config(config)}, steps=steps,
+            batch_size=batch_size, crop=crop,
             lr=lr, optimizer=optimizer, schedule=schedule, warmup=warmup, step_every=step_every, clip=clip, ema=ema,
             fft_weight=fft_weight, reblur_weight=reblur_weight, predictor_weight=predictor_weight,
             freeze_predictor=freeze_predictor, synthesis=synthesis, frames_share=frames_share, seed=seed,
