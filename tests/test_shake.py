@@ -13,7 +13,7 @@ from deblur.errors import UsageError
 from deblur.imageio import read_photo
 from deblur.shake.deconvolve import deconvolve
 from deblur.shake.guards import kernel_similarity
-from deblur.shake.kernel import estimate_kernel
+from deblur.shake.kernel import estimate_kernel, fit_kernel
 from deblur.shake.kernel_file import kernel_png, load_kernel
 from deblur.shake.region import choose_region, parse_region
 from deblur.shake.restorer import ShakeOptions, ShakeRestorer
@@ -85,6 +85,12 @@ def test_the_estimated_kernel_matches_the_true_one(name):
     sharp = scene(seed=1)
     estimate = estimate_kernel(blur(sharp, true), true.shape[0] + 6)
     assert kernel_similarity(estimate.kernel, true) >= 0.8, name
+
+
+def test_the_kernel_fitted_to_a_known_sharp_image_is_the_true_one():
+    sharp = scene(seed=11)
+    true = KERNELS["curved shake"]
+    assert kernel_similarity(fit_kernel(sharp, blur(sharp, true), true.shape[0] + 6), true) >= 0.95
 
 
 def test_the_search_finds_the_kernel_and_its_size_unaided():

@@ -69,6 +69,16 @@ def estimate_kernel(region: np.ndarray, size: int, settings: EstimationSettings 
     return KernelEstimate(kernel.numpy(), u.numpy(), settings, size)
 
 
+def fit_kernel(sharp: np.ndarray, blurry: np.ndarray, size: int,
+               settings: EstimationSettings = EstimationSettings()) -> np.ndarray:
+    """The one kernel (odd `size`) that best blurs a gray sharp image into its blurry one: the kernel
+    step with the true latent image. Not blind: for benchmarks, to ask whether any single kernel
+    explains a pair (real video blur often is not one kernel)."""
+    u, v = (torch.from_numpy(np.asarray(image, np.float64)) for image in (sharp, blurry))
+    window = torch.full((size, size), 1.0 / size**2, dtype=DTYPE)
+    return _kernel_step(edgetaper(u, window), edgetaper(v, window), size, settings, None).numpy()
+
+
 def _pyramid(v: torch.Tensor, size: int, factor: float) -> list[tuple[torch.Tensor, int]]:
     """[(image, kernel size)] from fine to coarse, down to a kernel of 3 px."""
     levels = [(v, size)]
