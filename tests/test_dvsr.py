@@ -39,6 +39,9 @@ def test_the_diffusion_target_is_sharp_minus_the_predictors_output():
     net.denoise = spy
     x_init, _ = net(y, sharp, torch.ones(2), noise)  # level 1: no noise, the bare residual
     torch.testing.assert_close(seen["noisy"], 2 * (sharp - net.predict(y)))
+    net.residual_scale = 10.0  # a larger scale brings a small residual up to the noise's size
+    net(y, sharp, torch.ones(2), noise)
+    torch.testing.assert_close(seen["noisy"], 10 * (sharp - net.predict(y)))
     torch.testing.assert_close(x_init, net.predict(y))
     # noise level 0: pure noise; in between, the DDPM mix
     torch.testing.assert_close(noisy_residual(x_init, sharp, torch.zeros(2), noise), noise)
@@ -119,26 +122,25 @@ def test_an_untrained_predictor_starts_from_the_blurry_input():
 class OracleDenoiser(torch.nn.Module):
     """A denoiser that knows the answer: the noise that separates z from the true residual."""
 
-    RESIDUAL_SCALE = 2.0
-
-    def __init__(self, predictor, sharp):
+    def __init__(self, predictor, sharp, residual_scale=2.0):
         super().__init__()
-        self.predictor, self.sharp = predictor, sharp
+        self.predictor, self.sharp, self.residual_scale = predictor, sharp, residual_scale
 
     def predict(self, blurry):
         return self.predictor(blurry)
 
     def denoise(self, z, level, blurry, prediction):
-        residual = self.RESIDUAL_SCALE * (self.sharp - prediction)
+        residual = self.residual_scale * (self.sharp - prediction)
         level = level.view(-1, 1, 1, 1)
         return (z - level * residual) / (1 - level**2).sqrt()
 
 
-@pytest.mark.parametrize("steps,samples", [(1, 1), (10, 1), (10, 4), (100, 2)])
-def test_a_perfect_denoiser_makes_the_sampler_return_the_sharp_image(steps, samples):
+@pytest.mark.parametrize("steps,samples,scale", [(1, 1, 2.0), (10, 1, 2.0), (10, 4, 2.0), (100, 2, 2.0),
+                                                (10, 2, 10.0)])
+def test_a_perfect_denoiser_makes_the_sampler_return_the_sharp_image(steps, samples, scale):
     sharp = torch.rand(1, 3, 16, 24)
     blurry = (sharp + 0.3 * torch.rand_like(sharp)).clamp(0, 1)
-    oracle = OracleDenoiser(lambda y: y * 0.9, sharp)
+    oracle = OracleDenoiser(lambda y: y * 0.9, sharp, scale)
     with torch.no_grad():
         restored = diffusion(oracle, steps=steps, samples=samples, seed=3)(blurry)
     # float32 rounding, amplified by 1/sqrt(alpha_bar) when one step starts from almost pure noise

@@ -42,7 +42,7 @@ def diffusion(model: torch.nn.Module, steps: int, samples: int = 1, seed: int = 
     if variance not in ("posterior", "beta"):
         raise ValueError("variance is 'posterior' or 'beta'")
     schedule = inference_schedule(steps, schedule_end) if steps else None
-    scale = model.RESIDUAL_SCALE
+    scale = model.residual_scale
 
     def sample(blurry: torch.Tensor, origin: tuple[int, int] = (0, 0)) -> torch.Tensor:
         x_init = model.predict(blurry)

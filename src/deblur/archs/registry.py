@@ -80,12 +80,13 @@ ARCHS = {
         name="dvsr",
         build=_build_dvsr,
         default_config={"predictor_width": 32, "denoiser_width": 16, "blocks": 1, "dropout": 0.0,
-                        "predictor": "unet", "predictor_blocks": 3, "condition": "blurry"},
+                        "predictor": "unet", "predictor_blocks": 3, "condition": "blurry",
+                        "residual_scale": 2.0},
         size_multiple=8,
         supports_fp16=False,  # the noise schedule's small betas underflow in fp16
         bytes_per_pixel_per_width=96.0,  # a guess from XYDeblur's; the OOM back-off corrects it
         config_keys=("predictor_width", "denoiser_width", "blocks", "dropout", "predictor", "predictor_blocks",
-                     "condition"),
+                     "condition", "residual_scale"),
         width_key="predictor_width",
         objective="diffusion",
         default_sampler="diffusion",
