@@ -110,10 +110,10 @@ def main() -> None:
             start = time.perf_counter()
             out, report = restorer.restore(blurry)
             d = report.details["shake"]
-            # a sharp case has no blurry PSNR: its gain is the damage, PSNR to itself minus 50 dB
-            before = psnr(blurry, sharp) if blurry is not sharp else 50.0
-            best = None
+            # a sharp case has no blurry PSNR: its gain is the damage, PSNR to itself minus 50 dB; and no best kernel
+            before, best = 50.0, None
             if blurry is not sharp:
+                before = psnr(blurry, sharp)
                 kernel = fit_kernel(sharp.mean(axis=2), blurry.mean(axis=2), MAX_SIZE)
                 best = round(psnr(deconvolve(blurry, kernel), sharp) - before, 3)
             row = {"case": name, "gain": round(psnr(out, sharp) - before, 3), "best_kernel_gain": best,

@@ -123,6 +123,7 @@ class DvSR(nn.Module):
 
     PREDICTORS = ("unet", "xydeblur")
     CONDITIONS = ("blurry", "prediction")
+    PAPER_INPUTS = 6  # the paper's denoiser input: z_t and y, 3 channels each (g(y) adds 3 more)
 
     def __init__(self, predictor_width: int = 32, denoiser_width: int = 16, blocks: int = 1, dropout: float = 0.0,
                  predictor: str = "unet", predictor_blocks: int = 3, condition: str = "blurry",
@@ -158,8 +159,8 @@ class DvSR(nn.Module):
             # input and, trained only through the residual, take long to recover. Our choice.
             nn.init.zeros_(self.predictor.tail.weight)
             nn.init.zeros_(self.predictor.tail.bias)
-        self.denoiser = UNet(9 if condition == "prediction" else 6, denoiser_width, blocks, noise_embedding=True,
-                             dropout=dropout)
+        inputs = self.PAPER_INPUTS + (3 if condition == "prediction" else 0)
+        self.denoiser = UNet(inputs, denoiser_width, blocks, noise_embedding=True, dropout=dropout)
 
     def predict(self, blurry: torch.Tensor) -> torch.Tensor:
         """x_init = g(y): both predictors output a correction added to y (our choice; the paper is silent)."""
@@ -183,9 +184,9 @@ class DvSR(nn.Module):
         # A denoiser trained on y alone grows into one that also sees g(y): the new inputs start with zero
         # weights, so the network computes what it did and training continues from there.
         key = prefix + "denoiser.head.weight"
-        if self.condition == "prediction" and key in state_dict and state_dict[key].shape[1] == 6:
+        if self.condition == "prediction" and key in state_dict and state_dict[key].shape[1] == self.PAPER_INPUTS:
             grown = state_dict[key].new_zeros(self.denoiser.head.weight.shape)
-            grown[:, :6] = state_dict[key]
+            grown[:, :self.PAPER_INPUTS] = state_dict[key]
             state_dict[key] = grown
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
