@@ -34,6 +34,25 @@ def test_the_tone_curve_round_trips_and_averages_light_not_srgb_values():
     assert mixed.item() == pytest.approx(0.735, abs=0.002)
 
 
+def _brightening(settings: kernels.BlurSettings) -> float:
+    """How much brighter, in 8-bit levels, camera-synthesised blurry crops are than their targets."""
+    stripes = (torch.arange(96 + 2 * MARGIN) // 3 % 2).float() * 0.8 + 0.1  # sharp bright/dark edges
+    sharp = stripes.expand(32, 3, 96 + 2 * MARGIN, -1).clone()
+    no_lamps = dict(light_share=0.0, highlight_gain=1.0, jpeg_share=0.0, camera_shake_share=0.0)
+    blurry, target = synthesize(sharp, gen(5), kernels.BlurSettings(**no_lamps, **settings), "camera")
+    return ((blurry - target).mean() * 255).item()
+
+
+def test_the_drawn_tone_curve_teaches_far_less_darkening_than_linear_light_alone():
+    # blurring in linear light and re-applying the concave curve brightens a photo; a network taught
+    # only that learns to darken real photos, which brighten far less
+    linear_only = _brightening(dict(response_exponent=(2.2, 2.2)))
+    display_only = _brightening(dict(response_exponent=(1.0, 1.0)))
+    drawn = _brightening({})
+    assert linear_only > 10 and abs(display_only) < 1
+    assert display_only < drawn < 0.7 * linear_only
+
+
 def test_clipped_highlights_smear_into_longer_saturated_streaks_than_their_clipped_values_would():
     scene = torch.full((1, 1, 40, 80), 0.3)
     scene[..., 18:22, 20:24] = 1.0  # a small white light, clipped in the photo

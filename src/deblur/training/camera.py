@@ -27,6 +27,25 @@ def linear_to_srgb(linear: torch.Tensor) -> torch.Tensor:
     return torch.where(linear <= 0.0031308, linear * 12.92, 1.055 * linear.clamp_min(1e-12) ** (1 / 2.4) - 0.055)
 
 
+def response_exponents(n: int, generator: torch.Generator, low: float, high: float, device="cpu") -> torch.Tensor:
+    """A tone-curve exponent per crop (N, 1, 1, 1), uniform in [low, high]: 1 blurs display values as
+    they are, 2.2 blurs in linear light. Real cameras' curves are unknown and a fixed 2.2 teaches a
+    network to darken: blurring in linear light, then re-applying the concave curve, brightens a
+    photo (Jensen), on average 2.4 of 255 levels on our crops at 2.2, against +0.7 on gopro-avg and
+    -0.2 on levin (measured)."""
+    return uniform(n, low, high, generator, device)[:, None, None, None]
+
+
+def decode(display: torch.Tensor, exponent: torch.Tensor) -> torch.Tensor:
+    """Display values to (approximately) linear light with a per-crop power curve."""
+    return display.clamp(0, 1) ** exponent
+
+
+def encode(linear: torch.Tensor, exponent: torch.Tensor) -> torch.Tensor:
+    """Linear light back to display values: clip at white (the sensor's full well), then the curve."""
+    return linear.clamp(0, 1).clamp_min(1e-12) ** (1 / exponent)
+
+
 def brighten_highlights(linear: torch.Tensor, generator: torch.Generator, max_gain: float) -> torch.Tensor:
     """Pixels clipped white in the photo were brighter in the scene: raise them by a random gain (1 to
     max_gain per image), so blurring them spreads more light than the clipped value holds."""

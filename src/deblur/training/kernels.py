@@ -33,6 +33,7 @@ class BlurSettings:
     light_share: float = 0.2  # crops that get small bright lamps before blurring
     camera_shake_share: float = 0.3  # non-uniform blur from camera rotation instead of a kernel
     max_shot: float = 0.01  # the noisiest sensor's shot-noise factor (linear light)
+    response_exponent: tuple = (1.0, 2.2)  # tone-curve power per crop: 1 blurs display values, 2.2 linear light
 
 
 def uniform(n, low, high, generator, device):

@@ -1,7 +1,8 @@
 """Blurry training photos made from sharp ones, the way a camera makes them.
 
 Two pipelines, chosen by `deblur train --synthesis`:
-- camera (experimental; it measured worse than srgb on every evaluation set, see the README): undo the tone curve, brighten clipped highlights and add lamps, blur in linear
+- camera (experimental; it measured worse than srgb on every evaluation set, see the README): undo a
+  tone curve (a power 1-2.2 drawn per crop), brighten clipped highlights and add lamps, blur in linear
   light (a kernel, or camera rotation that varies across the frame), add Poisson-Gaussian sensor noise,
   clip, re-apply the tone curve, then JPEG. The sharp target goes through the same clip and curve.
 - srgb (the default): kernels convolved with sRGB values, then noise and JPEG.
@@ -28,7 +29,8 @@ def synthesize(sharp_with_margin: torch.Tensor, generator: torch.Generator, sett
     n, _, h, w = sharp_with_margin.shape
     device = sharp_with_margin.device
     margin = (MAX_KERNEL - 1) // 2
-    scene = camera.srgb_to_linear(sharp_with_margin)
+    exponent = camera.response_exponents(n, generator, *settings.response_exponent, device=device)
+    scene = camera.decode(sharp_with_margin, exponent)
     scene = camera.brighten_highlights(scene, generator, settings.highlight_gain)
     scene = camera.add_light_sources(scene, generator, settings.light_share)
 
@@ -38,7 +40,7 @@ def synthesize(sharp_with_margin: torch.Tensor, generator: torch.Generator, sett
         shaken = camera_shake_blur(scene[rotating], generator, margin, settings.min_length, settings.max_length)
         blurry = blurry.index_put((rotating,), shaken)
 
-    blurry = camera.linear_to_srgb(camera.sensor_noise(blurry, generator, settings.max_shot))
+    blurry = camera.encode(camera.sensor_noise(blurry, generator, settings.max_shot), exponent)
     blurry = kernels.jpeg_roundtrip(blurry, generator, settings)
-    sharp = camera.linear_to_srgb(scene[..., margin:h - margin, margin:w - margin])
+    sharp = camera.encode(scene[..., margin:h - margin, margin:w - margin], exponent)
     return blurry, sharp
