@@ -14,7 +14,9 @@ from deblur.training.batches import BatchMaker
 from deblur.training.camera_motion import camera_shake_blur
 from deblur.training.data import MemoryBudget, load_sharp
 from deblur.training.frames import clip_batch, load_clips
+from deblur.training.session import DataSources, prepare_data
 from deblur.training.synthesis import synthesize
+from deblur.training.trainer import TrainConfig
 
 from conftest import random_rgb
 
@@ -211,3 +213,35 @@ def test_a_run_trains_on_frames_and_records_its_synthesis(tmp_path):
     bad = runner.invoke(app, ["train", "--frames", str(tmp_path / "clip"), "--synthesis", "film", "-o",
                               str(tmp_path / "other"), *runner_args])
     assert bad.exit_code != 0 and "unknown --synthesis 'film'" in bad.stderr
+
+
+def test_blur_settings_change_by_name_and_refuse_what_they_cannot_parse():
+    settings = kernels.blur_settings({"response_exponent": "1,1.5", "max_length": 21, "light_share": "0"})
+    assert settings.response_exponent == (1.0, 1.5) and settings.max_length == 21 and settings.light_share == 0.0
+    assert kernels.blur_settings({"response_exponent": [2.2, 2.2]}).response_exponent == (2.2, 2.2)
+    for changes, message in (({"lamps": 0}, "'lamps' is not a blur setting"), ({"max_length": 7.5}, "expected int"),
+                             ({"response_exponent": "1"}, "expected float,float")):
+        with pytest.raises(ValueError, match=message):
+            kernels.blur_settings(changes)
+
+
+def test_a_run_trains_with_changed_blur_settings_and_keeps_them_on_resume(tmp_path):
+    photos = tmp_path / "sharp"
+    photos.mkdir()
+    for i in range(3):
+        Image.fromarray(random_rgb(80, 90, seed=i)).save(photos / f"s{i}.png")
+    run = tmp_path / "run"
+    result = runner.invoke(app, ["train", "--sharp", str(photos), "--steps", "1", "-o", str(run), "--warmup", "1",
+                                 "--synthesis", "camera", "--blur", "light_share=0", "--blur",
+                                 "response_exponent=1,1.5", *runner_args])
+    assert result.exit_code == 0, result.stderr
+    saved = json.loads((run / "config.json").read_text())["train"]["blur"]
+    assert saved == {"light_share": 0.0, "response_exponent": [1.0, 1.5]}
+    resumed = runner.invoke(app, ["train", "--resume", str(run), "--steps", "2"])
+    assert resumed.exit_code == 0, resumed.stderr
+    config = TrainConfig(**json.loads((run / "config.json").read_text())["train"])
+    config.check()
+    batches = prepare_data(DataSources(sharp=[str(photos)]), config, "cpu").batches
+    assert batches.blur.light_share == 0.0 and batches.blur.response_exponent == (1.0, 1.5)
+    bad = runner.invoke(app, ["train", "--sharp", str(photos), "--blur", "max_length=long", *runner_args])
+    assert bad.exit_code == 2 and "--blur max_length=long: expected int" in bad.stderr

@@ -40,6 +40,9 @@ FramesShare = Annotated[float, typer.Option("--frames-share", min=0.0, max=1.0,
 Synthesis = Annotated[str, typer.Option(help="How sharp photos are blurred: srgb (kernels on sRGB values, noise, "
                                              "JPEG) or camera (linear light, clipped highlights, sensor noise, "
                                              "rotating shake; experimental: it measured worse, see the README).")]
+Blur = Annotated[Optional[List[str]], typer.Option("--blur", help="Change a synthetic-blur setting KEY=VALUE, e.g. "
+                                                                 "light_share=0, max_length=21 or "
+                                                                 "response_exponent=1,1.5 (repeatable).")]
 PreviewData = Annotated[Optional[int], typer.Option("--preview-data", min=1, help="Write the first N training pairs "
                                                     "(blurry | sharp) as PNGs in the -o folder and stop.")]
 Val = Annotated[Optional[Path], typer.Option("--val", help="Validation folder (pairs or sharp photos); default: "
@@ -90,7 +93,7 @@ def train(
     predictor: Annotated[Optional[str], typer.Option("--predictor", help="dvsr only: the predictor is this trained "
                                                      "xydeblur checkpoint (a file or hf://...), kept fixed while "
                                                      "the denoiser trains.")] = None,
-    synthesis: Synthesis = "srgb", frames_share: FramesShare = 0.3,
+    synthesis: Synthesis = "srgb", blur: Blur = None, frames_share: FramesShare = 0.3,
     seed: Seed = 0, val_every: ValEvery = 500, log_every: LogEvery = 20, device: Device = "auto", amp: Amp = True,
     output: Output = None,
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue the run in this folder "
@@ -106,7 +109,8 @@ def train(
             batch_size=batch_size, crop=crop,
             lr=lr, optimizer=optimizer, schedule=schedule, warmup=warmup, step_every=step_every, clip=clip, ema=ema,
             fft_weight=fft_weight, reblur_weight=reblur_weight, predictor_weight=predictor_weight,
-            freeze_predictor=freeze_predictor, synthesis=synthesis, frames_share=frames_share, seed=seed,
+            freeze_predictor=freeze_predictor, synthesis=synthesis, blur=_parse_config(blur, "--blur"),
+            frames_share=frames_share, seed=seed,
             val_every=val_every, log_every=log_every, amp=amp)
         if resume is not None and (pairs or sharp or frames or val or output or preview or predictor):
             raise UsageError("--resume continues a run with its own data and folder; give only --resume RUN_DIR "
@@ -132,7 +136,7 @@ def finetune(
     step_every: StepEvery = 500, clip: Clip = 1.0,
     ema: Ema = 0.999, fft_weight: FftWeight = 0.1, reblur_weight: ReblurWeight = None,
     predictor_weight: PredictorWeight = 0.0, freeze_predictor: FreezePredictor = False,
-    synthesis: Synthesis = "srgb", frames_share: FramesShare = 0.3,
+    synthesis: Synthesis = "srgb", blur: Blur = None, frames_share: FramesShare = 0.3,
     seed: Seed = 0, val_every: ValEvery = 250, log_every: LogEvery = 20, device: Device = "auto", amp: Amp = True,
     output: Output = None,
     config: Annotated[Optional[List[str]], typer.Option("--config", help="Change a network setting KEY=VALUE "
@@ -155,7 +159,8 @@ def finetune(
             batch_size=batch_size, crop=crop,
             lr=lr, optimizer=optimizer, schedule=schedule, warmup=warmup, step_every=step_every, clip=clip, ema=ema,
             fft_weight=fft_weight, reblur_weight=reblur_weight, predictor_weight=predictor_weight,
-            freeze_predictor=freeze_predictor, synthesis=synthesis, frames_share=frames_share, seed=seed,
+            freeze_predictor=freeze_predictor, synthesis=synthesis, blur=_parse_config(blur, "--blur"),
+            frames_share=frames_share, seed=seed,
             val_every=val_every, log_every=log_every, amp=amp)
         sources = _sources(pairs, sharp, frames, val)
         if preview:
@@ -213,13 +218,13 @@ def _preview(reporter: Reporter, settings, sources, output, count: int) -> None:
     reporter.info(f"wrote {len(written)} training pair(s) (blurry | sharp) to {output}")
 
 
-def _parse_config(items) -> dict:
+def _parse_config(items, option: str = "--config") -> dict:
     """KEY=VALUE pairs; values are numbers where they look like numbers."""
     config = {}
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise UsageError(f"--config takes KEY=VALUE, got '{item}'")
+            raise UsageError(f"{option} takes KEY=VALUE, got '{item}'")
         try:
             config[key.strip()] = int(value)
         except ValueError:

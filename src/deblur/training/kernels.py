@@ -8,7 +8,7 @@ Kernels are (N, K, K) with K = MAX_KERNEL, non-negative, summing to 1.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 import torch
 import torch.nn.functional as F
@@ -34,6 +34,40 @@ class BlurSettings:
     camera_shake_share: float = 0.3  # non-uniform blur from camera rotation instead of a kernel
     max_shot: float = 0.01  # the noisiest sensor's shot-noise factor (linear light)
     response_exponent: tuple = (1.0, 2.2)  # tone-curve power per crop: 1 blurs display values, 2.2 linear light
+
+
+def blur_settings(changes: dict) -> BlurSettings:
+    """The default BlurSettings with some fields changed; a range is given as "low,high" or a pair.
+    Raises ValueError naming the setting that is unknown or does not parse."""
+    defaults = BlurSettings()
+    names = [f.name for f in fields(BlurSettings)]
+    values = {}
+    for key, value in changes.items():
+        if key not in names:
+            raise ValueError(f"'{key}' is not a blur setting; the settings are {', '.join(names)}")
+        default = getattr(defaults, key)
+        try:
+            if isinstance(default, tuple):
+                parts = value.split(",") if isinstance(value, str) else list(value)
+                if len(parts) != len(default):
+                    raise ValueError
+                values[key] = tuple(_number_like(d, p) for d, p in zip(default, parts))
+            else:
+                values[key] = _number_like(default, value)
+        except (TypeError, ValueError):
+            shape = ",".join(type(d).__name__ for d in default) if isinstance(default, tuple) else type(default).__name__
+            raise ValueError(f"{key}={value}: expected {shape}, like the default {key}="
+                             f"{','.join(map(str, default)) if isinstance(default, tuple) else default}") from None
+    return replace(defaults, **values)
+
+
+def _number_like(default, value):
+    number = float(value)
+    if isinstance(default, int):
+        if not number.is_integer():
+            raise ValueError
+        return int(number)
+    return number
 
 
 def uniform(n, low, high, generator, device):

@@ -18,6 +18,7 @@ from deblur.training.batches import BatchMaker
 from deblur.training.data import (DataReport, MemoryBudget, find_pair_layout, load_pairs, load_sharp, refuse_problems,
                                   split_holdout, validation_batch)
 from deblur.training.frames import load_clips
+from deblur.training.kernels import blur_settings
 from deblur.training.run_dir import RunDir
 from deblur.training.trainer import TrainConfig, Trainer
 
@@ -75,7 +76,8 @@ def prepare_data(sources: DataSources, config: TrainConfig, device) -> PreparedD
     counts = {"paired": len(paired.examples), "sharp": len(sharp.examples), "clips": len(clips.examples),
               "validation": len(val_examples)}
     batches = BatchMaker(paired.examples, sharp.examples, config.crop, config.batch_size, device,
-                         pipeline=config.synthesis, clips=clips.examples, frames_share=config.frames_share)
+                         blur=blur_settings(config.blur), pipeline=config.synthesis, clips=clips.examples,
+                         frames_share=config.frames_share)
     return PreparedData(batches, validation, counts, warnings)
 
 

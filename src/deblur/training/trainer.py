@@ -24,6 +24,7 @@ from deblur.errors import UsageError
 from deblur.metrics import psnr, ssim
 from deblur.restorer import pad_to_multiple
 from deblur.training import distributed
+from deblur.training.kernels import blur_settings
 from deblur.training.losses import fft_loss, l1, reblur_module_loss, supervised_reblur_loss
 from deblur.training.run_dir import RunDir
 from deblur.training.synthesis import PIPELINES
@@ -53,6 +54,7 @@ class TrainConfig:
     reblur_config: dict = field(default_factory=lambda: dict(REBLUR.default_config))
     reblur_lr: float = 1e-4
     synthesis: str = "srgb"  # how sharp photos are blurred: srgb, or camera (linear light, noise, rotation)
+    blur: dict = field(default_factory=dict)  # BlurSettings fields changed from their defaults (--blur KEY=VALUE)
     frames_share: float = 0.3  # share of steps drawn from --frames clips when other data is given too
     amp: bool = True  # mixed precision where it helps: CUDA, and CPUs with native bf16; False forces fp32
     seed: int = 0
@@ -75,6 +77,11 @@ class TrainConfig:
                              f"its settings: {', '.join(spec.config_keys)}")
         if self.synthesis not in PIPELINES:
             raise UsageError(f"unknown --synthesis '{self.synthesis}'; use {' or '.join(PIPELINES)}")
+        try:
+            blur = blur_settings(self.blur)
+        except ValueError as error:
+            raise UsageError(f"--blur {error}") from None
+        self.blur = {key: getattr(blur, key) for key in self.blur}  # parsed: the run's config.json shows numbers
         if self.freeze_predictor and spec.objective != "diffusion":
             raise UsageError(f"--freeze-predictor is for dvsr, whose predictor and denoiser are two networks; "
                              f"{self.arch} is one")
