@@ -44,9 +44,9 @@ def test_the_diffusion_target_is_sharp_minus_the_predictors_output():
     torch.testing.assert_close(seen["noisy"], 10 * (sharp - net.predict(y)))
     torch.testing.assert_close(x_init, net.predict(y))
     # noise level 0: pure noise; in between, the DDPM mix
-    torch.testing.assert_close(noisy_residual(x_init, sharp, torch.zeros(2), noise), noise)
+    torch.testing.assert_close(noisy_residual(x_init, sharp, torch.zeros(2), noise, 2.0), noise)
     level = torch.full((2,), 0.6)
-    torch.testing.assert_close(noisy_residual(x_init, sharp, level, noise),
+    torch.testing.assert_close(noisy_residual(x_init, sharp, level, noise, 2.0),
                                0.6 * 2 * (sharp - x_init) + 0.8 * noise)
 
 

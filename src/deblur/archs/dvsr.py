@@ -205,7 +205,7 @@ class DvSR(nn.Module):
 
 
 def noisy_residual(x_init: torch.Tensor, sharp: torch.Tensor, levels: torch.Tensor, noise: torch.Tensor,
-                   scale: float = 2.0) -> torch.Tensor:
+                   scale: float) -> torch.Tensor:
     """z = sqrt(alpha_bar) * r + sqrt(1 - alpha_bar) * noise with r = scale * (x0 - g(y)): Eq. (6) with the
     residual the paper means (sharp minus the predictor's output; its text misprints g(x0))."""
     level = levels.view(-1, 1, 1, 1)
