@@ -18,7 +18,7 @@ from deblur.shake.deconvolve import DeconvolutionSettings, deconvolve
 from deblur.shake.guards import GuardThresholds, kernel_problems, kernel_similarity, ringing
 from deblur.shake.region import DEFAULT_SIZE, Region, choose_region
 from deblur.shake.kernel import estimate_kernel
-from deblur.shake.search import CANDIDATES, MAX_SIZE, kernel_extent, search_kernel
+from deblur.shake.search import MAX_SIZE, PROBE, kernel_extent, search_kernel
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ class ShakeRestorer:
             check = _check_region(pixels, region, options.region_size)
             if not problems and check is not None:
                 # uniform camera shake blurs every part of the photo alike; a moving subject does not
-                other = estimate_kernel(check.crop(gray), found.size, CANDIDATES[0]).kernel
+                other = estimate_kernel(check.crop(gray), found.size, PROBE).kernel
                 agreement = kernel_similarity(kernel, other)
                 details["kernel"]["agreement"] = round(agreement, 3)
                 if agreement < options.guards.min_agreement:
