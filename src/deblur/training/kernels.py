@@ -55,9 +55,9 @@ def blur_settings(changes: dict) -> BlurSettings:
             else:
                 values[key] = _number_like(default, value)
         except (TypeError, ValueError):
-            shape = ",".join(type(d).__name__ for d in default) if isinstance(default, tuple) else type(default).__name__
-            raise ValueError(f"{key}={value}: expected {shape}, like the default {key}="
-                             f"{','.join(map(str, default)) if isinstance(default, tuple) else default}") from None
+            parts = default if isinstance(default, tuple) else (default,)
+            kinds, shown = ",".join(type(p).__name__ for p in parts), ",".join(map(str, parts))
+            raise ValueError(f"{key}={value}: expected {kinds}, like the default {key}={shown}") from None
     return replace(defaults, **values)
 
 
