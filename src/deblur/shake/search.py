@@ -18,22 +18,22 @@ import torch.nn.functional as F
 
 from deblur.shake.deconvolve import DeconvolutionSettings, deconvolve
 from deblur.shake.fourier import convolve
-from deblur.shake.kernel import EstimationSettings, KernelEstimate, estimate_kernel
+from deblur.shake.kernel import EstimationSettings, KernelEstimate, estimate_kernel, with_settings
 
 MAX_SIZE = 65  # the default bound of the probe, pixels
 MIN_SIZE = 11
 PROBE_PIXELS = 384  # the probe runs on the region shrunk until its short side is about this
 MARGINS = (4, 8, 14)  # bounds tried: the probe's measured extent plus each of these
+PROBE = EstimationSettings(solver="support", scale_factor=0.5 ** 0.5, kernel_weight=20.0)
 CANDIDATES = {
-    "support": EstimationSettings(solver="support", scale_factor=0.5 ** 0.5, kernel_weight=20.0),
+    "support": PROBE,
     "fourier": EstimationSettings(solver="fourier", scale_factor=0.5, kernel_weight=20.0),
     # A hand that dwells, then sweeps fast, leaves a bright blob and a faint tail; cleaning drops the
     # tail's fragments as isolated blobs (under 10% of the mass each). Keeping blobs down to 2% finds
     # it; alone that costs on other photos (training shake: clean cases +4.53 -> +3.65 dB at 5%), so
     # it is one more candidate, and the residual chooses.
-    "faint": EstimationSettings(solver="support", scale_factor=0.5 ** 0.5, kernel_weight=20.0, isolated_share=0.02),
+    "faint": with_settings(PROBE, isolated_share=0.02),
 }
-PROBE = CANDIDATES["support"]
 SCORING = DeconvolutionSettings(data_weight=3000.0)
 BORDER = 20  # pixels of the region's border left out of the residual (the FFT's wrap-around)
 
