@@ -89,6 +89,14 @@ def test_all_data_problems_are_reported_at_once(tmp_path):
     assert load_pairs(tmp_path / "nothing", 32).problems[0].endswith("blurry/ + gt/")
 
 
+def test_a_folder_of_photos_given_as_pairs_is_told_to_use_sharp(tmp_path):
+    Image.fromarray(random_rgb(60, 60)).save(tmp_path / "photo.jpg")
+    (problem,) = load_pairs(tmp_path, 32).problems
+    assert problem.endswith(f"give it as --sharp {tmp_path}")
+    (empty := tmp_path / "empty").mkdir()
+    assert "--sharp" not in load_pairs(empty, 32).problems[0]
+
+
 def test_sharp_photos_need_room_for_the_blur(tmp_path):
     Image.fromarray(random_rgb(60, 60)).save(tmp_path / "small.jpg")
     Image.fromarray(random_rgb(70, 70)).save(tmp_path / "fine.jpg")

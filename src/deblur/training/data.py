@@ -102,7 +102,11 @@ def load_pairs(root: Path, min_size: int, budget: MemoryBudget | None = None) ->
     layout = find_pair_layout(root)
     if layout is None:
         names = " or ".join(f"{a}/ + {b}/" for a, b in PAIR_LAYOUTS)
-        report.problems.append(f"{root}: expected sub-folders {names}")
+        hint = ""
+        if root.is_dir() and list_images(root):
+            # the commonest slip: `--sharp A B` reads B as a folder of pairs (each --sharp takes one folder)
+            hint = f"; it holds photos: if they are sharp photos to blur, give it as --sharp {root}"
+        report.problems.append(f"{root}: expected sub-folders {names}{hint}")
         return report
     blurry_dir, sharp_dir = layout
     blurry, sharp = set(list_images(blurry_dir)), set(list_images(sharp_dir))
