@@ -14,7 +14,8 @@ measure, "best k": the gain of deconvolving with the one kernel that best blurs 
 into the blurry one (fitted with the sharp image known), which says whether any single kernel can
 help the case at all, and "fit": how much of the blur that kernel explains (PSNR of the sharp image
 blurred with it against the blurry one, minus the sharp image's own PSNR against the blurry one;
-synthetic uniform shake is explained up to its noise, real video blur far less). Guards run with their thresholds switched off, so every case is deconvolved.
+synthetic uniform shake is explained up to its noise, real video blur far less).
+Guards run with their thresholds switched off, so every case is deconvolved.
 """
 
 from __future__ import annotations
