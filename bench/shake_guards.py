@@ -46,10 +46,9 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float(10 * np.log10(1 / max(np.mean((np.clip(a, 0, 1) - b) ** 2), 1e-12)))
 
 
-def explained(kernel: np.ndarray, sharp: np.ndarray, blurry: np.ndarray) -> float:
-    """dB by which `kernel` brings the gray sharp image closer to the gray blurry one (border of one
+def explained(kernel: np.ndarray, gray_sharp: np.ndarray, gray_blurry: np.ndarray) -> float:
+    """dB by which `kernel` brings a gray sharp image closer to its gray blurry one (border of one
     kernel dropped: the FFT wraps around there)."""
-    gray_sharp, gray_blurry = sharp.mean(axis=2).astype(np.float64), blurry.mean(axis=2).astype(np.float64)
     blurred = convolve(torch.from_numpy(gray_sharp), torch.from_numpy(kernel)).numpy()
     m = kernel.shape[0]
     inner = (slice(m, -m), slice(m, -m))
@@ -116,7 +115,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=Path(__file__).with_name("results") / "shake_guards.json")
     args = parser.parse_args()
     restorer = ShakeRestorer(ShakeOptions(guards=OFF, **({'region_size': args.region_size} if args.region_size else {})))
-    rows = []
+    rows, nan = [], float("nan")
     print(f"{'case':<32}{'gain dB':>8}{'best k':>7}{'fit':>6}{'extent':>7}{'spread':>7}{'fill':>6}{'agree':>7}{'ring':>6}"
           f"{'s':>6}")
     for cases in (shake_cases, clean_shake_cases, video_cases, sharp_cases):
@@ -128,15 +127,15 @@ def main() -> None:
             before, best, fit = 50.0, None, None
             if blurry is not sharp:
                 before = psnr(blurry, sharp)
-                kernel = fit_kernel(sharp.mean(axis=2), blurry.mean(axis=2), MAX_SIZE)
+                gray_sharp, gray_blurry = (image.mean(axis=2).astype(np.float64) for image in (sharp, blurry))
+                kernel = fit_kernel(gray_sharp, gray_blurry, MAX_SIZE)
                 best = round(psnr(deconvolve(blurry, kernel), sharp) - before, 3)
-                fit = round(explained(kernel, sharp, blurry), 2)
+                fit = round(explained(kernel, gray_sharp, gray_blurry), 2)
             row = {"case": name, "gain": round(psnr(out, sharp) - before, 3), "best_kernel_gain": best, "best_kernel_fit": fit,
                    "extent": kernel_extent(report.kernel), "spread": round(spread(report.kernel), 2), "fill": round(fill_ratio(report.kernel), 3),
                    "agreement": d["kernel"].get("agreement"), "ringing": d.get("ringing"),
                    "seconds": round(time.perf_counter() - start, 1)}
             rows.append(row)
-            nan = float("nan")
             print(f"{name:<32}{row['gain']:>8.2f}{best if best is not None else nan:>7.2f}{fit if fit is not None else nan:>6.1f}"
                   f"{row['extent']:>7}{row['spread']:>7.2f}{row['fill']:>6.2f}"
                   f"{row['agreement'] or 0:>7.3f}{row['ringing'] or 0:>6.2f}{row['seconds']:>6}", flush=True)
