@@ -32,6 +32,19 @@ def test_kernels_are_normalised_and_camera_shake_spans_7_to_35_px():
     assert extent.min() >= 6 and extent.max() <= 35 and extent.float().std() > 3
 
 
+def test_a_swinging_hand_stops_where_it_turns_and_its_kernels_stay_in_bounds():
+    def slowest_over_mean_speed(paths):
+        speed = (paths[:, 1:] - paths[:, :-1]).norm(dim=-1)
+        return (speed.amin(1) / speed.mean(1)).median()
+
+    swinging, walking = kernels.oscillating_paths(128, 96, gen(2)), kernels.random_walk_paths(128, 96, gen(2))
+    assert slowest_over_mean_speed(swinging) < 0.25 < slowest_over_mean_speed(walking)
+    motion = kernels.motion_kernels(64, gen(1), settings=kernels.BlurSettings(oscillating_share=1.0))
+    torch.testing.assert_close(motion.sum((1, 2)), torch.ones(64))
+    rows, cols = (motion > 0).any(2), (motion > 0).any(1)
+    assert torch.maximum(rows.sum(1), cols.sum(1)).max() <= 35
+
+
 def test_valid_blur_keeps_flat_images_flat_and_shrinks_by_the_kernel():
     flat = torch.full((2, 3, 50, 60), 0.3)
     out = kernels.blur_valid(flat, kernels.random_kernels(2, gen()))

@@ -23,6 +23,7 @@ class BlurSettings:
     min_length: int = 7  # camera-shake trajectory extent, pixels
     max_length: int = MAX_KERNEL
     motion_share: float = 0.7  # the rest is split between Gaussian and defocus
+    oscillating_share: float = 0.0  # camera shake from a hand swinging back and forth, not a random walk
     varying_share: float = 0.2  # two kernels blended by a smooth mask (spatially varying blur)
     noise_max: float = 0.02  # read-noise sigma upper bound (Gaussian part)
     shot_max: float = 0.01  # signal-dependent (Poisson-like) variance factor upper bound
@@ -90,16 +91,44 @@ def _splat(points: torch.Tensor, size: int) -> torch.Tensor:
 
 def motion_kernels(n: int, generator: torch.Generator, device="cpu", settings: BlurSettings = BlurSettings(),
                    size: int = MAX_KERNEL, points: int = 96) -> torch.Tensor:
-    """Camera-shake kernels: a random walk with inertia (velocity changes slowly), like a hand."""
-    accel = torch.randn(n, points, 2, generator=generator, device=device)
-    velocity = torch.randn(n, 1, 2, generator=generator, device=device) * 2 + accel.cumsum(1) * 0.35
-    path = velocity.cumsum(1)
+    """Camera-shake kernels: a hand's path (random_walk_paths; with settings.oscillating_share > 0, that
+    share from oscillating_paths) scaled to a random extent and rasterised."""
+    path = random_walk_paths(n, points, generator, device)
+    if settings.oscillating_share > 0:  # drawn only when asked, so older runs keep their exact blur
+        swinging = torch.rand(n, generator=generator, device=device) < settings.oscillating_share
+        path = torch.where(swinging[:, None, None], oscillating_paths(n, points, generator, device), path)
     path = path - path.mean(1, keepdim=True)
     extent = (path.amax(1) - path.amin(1)).amax(-1).clamp_min(1e-6)  # (n,)
     length = uniform(n, settings.min_length, settings.max_length, generator, device)
     path = path * ((length - 1) / extent)[:, None, None] + (size - 1) / 2
     kernels = _splat(path, size)
     return kernels / kernels.sum((1, 2), keepdim=True)
+
+
+def random_walk_paths(n: int, points: int, generator: torch.Generator, device="cpu") -> torch.Tensor:
+    """(N, points, 2) hand paths at equal time steps: a random walk with inertia (velocity changes slowly)."""
+    accel = torch.randn(n, points, 2, generator=generator, device=device)
+    velocity = torch.randn(n, 1, 2, generator=generator, device=device) * 2 + accel.cumsum(1) * 0.35
+    return velocity.cumsum(1)
+
+
+def oscillating_paths(n: int, points: int, generator: torch.Generator, device="cpu") -> torch.Tensor:
+    """(N, points, 2) hand paths at equal time steps: a main swing along a line, 0.25-1 cycle per
+    exposure, plus two weaker swings in other directions and a slow drift. A swinging hand slows to a
+    stop where it turns, so its kernel has bright dwell points joined by faint sweeps, as recorded camera
+    shake has (Levin et al. 2009; Gavant et al. 2011 model shake as low-frequency oscillation); the
+    random walk moves at an even pace."""
+    swings = 3
+    time = torch.linspace(0, 1, points, device=device)[None, :, None]  # (1, P, 1)
+    cycles = uniform(n * swings, 0.25, 1.0, generator, device).view(n, 1, swings)
+    phase = uniform(n * swings, 0, 2 * math.pi, generator, device).view(n, 1, swings)
+    angle = uniform(n * swings, 0, math.pi, generator, device).view(n, 1, swings)
+    strength = torch.rand(n, 1, swings, generator=generator, device=device) * 0.5
+    strength[..., 0] = 1.0  # one swing leads; the others bend its line
+    offset = strength / cycles * torch.sin(2 * math.pi * cycles * time + phase)  # (N, P, swings)
+    path = torch.stack(((offset * angle.cos()).sum(2), (offset * angle.sin()).sum(2)), -1)
+    drift = torch.randn(n, 1, 2, generator=generator, device=device) * 0.3
+    return path + drift * time
 
 
 def gaussian_kernels(n: int, generator: torch.Generator, device="cpu", size: int = MAX_KERNEL) -> torch.Tensor:
