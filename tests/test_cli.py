@@ -35,6 +35,18 @@ def test_run_subcommand_is_the_same_command(photo_folder, tiny_weights, tmp_path
     assert (tmp_path / "out" / "b_deblur.png").is_file()
 
 
+def test_output_with_an_image_extension_is_the_result_file_for_one_photo(photo_folder, tiny_weights, tmp_path):
+    target = tmp_path / "new" / "sharp.png"  # its folder does not exist yet
+    result = deblur(photo_folder / "a.jpg", "--weights", tiny_weights, "-o", target)
+    assert result.exit_code == 0, result.stderr
+    assert target.is_file() and Image.open(target).format == "PNG"
+    again = deblur(photo_folder / "a.jpg", "--weights", tiny_weights, "-o", target)
+    assert again.exit_code == 1 and "already exists" in again.stderr
+    several = deblur(photo_folder, "--weights", tiny_weights, "-o", tmp_path / "one.jpg")
+    assert several.exit_code == 2 and "names one file" in several.stderr
+    assert not (tmp_path / "one.jpg").exists()
+
+
 def test_folder_json_summary_and_a_bad_file_does_not_stop_the_batch(photo_folder, tiny_weights, tmp_path):
     (photo_folder / "sub" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     result = deblur(photo_folder, "-r", "-o", tmp_path / "restored", "--weights", tiny_weights, "--json")

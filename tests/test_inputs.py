@@ -1,5 +1,8 @@
 from pathlib import Path
 
+import pytest
+
+from deblur.errors import UsageError
 from deblur.inputs import OutputOptions, plan_jobs
 
 
@@ -74,3 +77,20 @@ def test_a_named_file_of_an_unsupported_kind_is_a_failure_saying_what_is_support
     assert "JPEG, PNG, TIFF, WebP or BMP" in plan.failed[0][1]
     in_folder = plan_jobs([str(photo_folder)], recursive=False, options=OutputOptions())
     assert "anim.gif" in names(in_folder.skipped) and not in_folder.failed  # found in a folder: skipped
+
+
+def test_an_output_file_takes_one_photo_and_names_its_companions_after_itself(photo_folder, tmp_path):
+    target = tmp_path / "sharp.jpg"
+    plan = plan_jobs([str(photo_folder / "b.png")], recursive=False,
+                     options=OutputOptions(output_dir=target, compare=True, kernel=True))
+    [job] = plan.jobs
+    assert (job.output, job.compare, job.kernel) == (target, tmp_path / "sharp_compare.jpg",
+                                                      tmp_path / "sharp_kernel.png")
+    with pytest.raises(UsageError, match="2 photos"):
+        plan_jobs([str(photo_folder / "a.jpg"), str(photo_folder / "b.png")], recursive=False,
+                  options=OutputOptions(output_dir=target))
+    with pytest.raises(UsageError, match="disagree"):
+        plan_jobs([str(photo_folder / "b.png")], recursive=False, options=OutputOptions(output_dir=target, format="png"))
+    (tmp_path / "folder.jpg").mkdir()  # an existing folder is a folder, whatever its name
+    plan = plan_jobs([str(photo_folder / "b.png")], recursive=False, options=OutputOptions(output_dir=tmp_path / "folder.jpg"))
+    assert plan.jobs[0].output == tmp_path / "folder.jpg" / "b_deblur.png"

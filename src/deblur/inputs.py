@@ -112,10 +112,33 @@ def output_path(source: Path, root: Path | None, options: OutputOptions, extra: 
     return options.output_dir / relative_dir / name
 
 
+def names_one_file(options: OutputOptions) -> bool:
+    """`-o sharp.jpg`: an output with an image extension that is not an existing folder is one file."""
+    target = options.output_dir
+    return target is not None and is_image_path(target) and not target.is_dir()
+
+
+def _single_file_outputs(found, options: OutputOptions) -> tuple[Path, Path | None, Path | None]:
+    """(output, compare, kernel) for `-o FILE`: exactly one photo named, the format from FILE's extension."""
+    target = options.output_dir
+    photos = {source.resolve() for source, _ in found}
+    if len(photos) != 1 or found[0][1] is not None:
+        given = "a folder is" if len(photos) == 1 else f"{len(photos)} photos are"
+        raise UsageError(f"--output '{target}' names one file, but {given} given; "
+                         "give --output a folder (e.g. -o restored/) for more than one photo")
+    if options.format not in ("auto", EXTENSIONS[target.suffix.lower()]):
+        raise UsageError(f"--output '{target}' and --format {options.format} disagree; "
+                         "the file's extension chooses the format, so drop --format or rename the file")
+    compare = target.with_name(f"{target.stem}{COMPARE_SUFFIX}{target.suffix}") if options.compare else None
+    kernel = target.with_name(f"{target.stem}{KERNEL_SUFFIX}.png") if options.kernel else None
+    return target, compare, kernel
+
+
 def plan_jobs(paths: list[str], recursive: bool, options: OutputOptions) -> Plan:
     """Decide every output name up front, so nothing is computed for a job that cannot be written."""
     plan = Plan()
     found = collect(paths, recursive, options, plan)
+    single_file = _single_file_outputs(found, options) if names_one_file(options) and found else None
     inputs = {source.resolve() for source, _ in found}
     claimed: dict[Path, Path] = {}  # resolved output -> the input that writes it
     seen: set[Path] = set()
@@ -123,9 +146,12 @@ def plan_jobs(paths: list[str], recursive: bool, options: OutputOptions) -> Plan
         if source.resolve() in seen:
             continue  # the same file named twice, e.g. by a folder and a glob
         seen.add(source.resolve())
-        output = output_path(source, root, options)
-        compare = output_path(source, root, options, COMPARE_SUFFIX) if options.compare else None
-        kernel = output_path(source, root, options, KERNEL_SUFFIX, ".png") if options.kernel else None
+        if single_file:
+            output, compare, kernel = single_file
+        else:
+            output = output_path(source, root, options)
+            compare = output_path(source, root, options, COMPARE_SUFFIX) if options.compare else None
+            kernel = output_path(source, root, options, KERNEL_SUFFIX, ".png") if options.kernel else None
         problem = _output_problem((output, compare, kernel), inputs, claimed, options)
         if problem == "exists" and (options.skip_existing or root is not None or source in plan.matched):
             # Found in a folder or by a pattern: re-running the same command resumes an interrupted batch.
