@@ -16,7 +16,8 @@ from deblur.errors import UsageError
 HELP = """Restore photos: files, folders (-r for sub-folders) and quoted globs like "*.JPG".
 
 Each result is written beside its input as NAME_deblur.EXT, or under --output (mirroring the
-folder tree); for one photo, --output sharp.jpg names the result itself. Nothing is ever overwritten unless you pass --overwrite; inputs are never touched.
+folder tree); for one photo, --output sharp.jpg names the result itself. Nothing is ever
+overwritten unless you pass --overwrite; inputs are never touched.
 
 Exit codes: 0 all done, 1 some inputs failed, 2 usage, 3 model or weights unavailable,
 4 device unavailable, 130 interrupted.
@@ -39,7 +40,8 @@ Weights = Annotated[Optional[str], typer.Option("--weights", "-w", envvar="DEBLU
                                                      "a file or hf://ORG/REPO/FILE[@REVISION].")]
 Offline = Annotated[bool, typer.Option("--offline", help="Never use the network (also DEBLUR_OFFLINE=1 or "
                                                          "HF_HUB_OFFLINE=1).")]
-Output = Annotated[Optional[Path], typer.Option("--output", "-o", help="Write results under this folder, or, for one photo, to this file (-o sharp.jpg).")]
+Output = Annotated[Optional[Path], typer.Option("--output", "-o", help="Write results under this folder, or, "
+                                                                       "for one photo, to this file (-o sharp.jpg).")]
 Recursive = Annotated[bool, typer.Option("--recursive", "-r", help="Also restore photos in sub-folders.")]
 Suffix = Annotated[str, typer.Option(help="Added to each result's name.")]
 Format = Annotated[str, typer.Option("--format", "-f", help=f"Output format: {FORMATS}.")]
