@@ -90,7 +90,9 @@ def test_an_output_file_takes_one_photo_and_names_its_companions_after_itself(ph
         plan_jobs([str(photo_folder / "a.jpg"), str(photo_folder / "b.png")], recursive=False,
                   options=OutputOptions(output_dir=target))
     with pytest.raises(UsageError, match="disagree"):
-        plan_jobs([str(photo_folder / "b.png")], recursive=False, options=OutputOptions(output_dir=target, format="png"))
+        plan_jobs([str(photo_folder / "b.png")], recursive=False,
+                  options=OutputOptions(output_dir=target, format="png"))
     (tmp_path / "folder.jpg").mkdir()  # an existing folder is a folder, whatever its name
-    plan = plan_jobs([str(photo_folder / "b.png")], recursive=False, options=OutputOptions(output_dir=tmp_path / "folder.jpg"))
+    plan = plan_jobs([str(photo_folder / "b.png")], recursive=False,
+                     options=OutputOptions(output_dir=tmp_path / "folder.jpg"))
     assert plan.jobs[0].output == tmp_path / "folder.jpg" / "b_deblur.png"
