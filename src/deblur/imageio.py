@@ -253,7 +253,8 @@ def encode_photo(photo: Photo, fmt: str, quality: int = 95, keep_metadata: bool 
     """Encode a photo as `fmt`; return the bytes and any warnings about what could not be kept."""
     warnings: list[str] = []
     if photo.alpha is not None and fmt not in ALPHA_FORMATS:
-        raise OutputError(f"{fmt.upper()} cannot store the alpha channel; use --format png, webp or tiff")
+        raise OutputError(f"{fmt.upper()} cannot store the alpha channel; use --format png, webp or tiff "
+                          "(or an --output file name with one of those extensions)")
     bit_depth = photo.bit_depth if fmt in HIGH_BIT_DEPTH_FORMATS else 8
     if photo.bit_depth > bit_depth:
         warnings.append(f"{fmt.upper()} stores 8 bits per sample; the 16-bit input was reduced to 8 bits")
