@@ -104,6 +104,9 @@ def _looks_like_output(path: Path, suffix: str) -> bool:
 
 def output_path(source: Path, root: Path | None, options: OutputOptions, extra: str = "",
                 extension: str | None = None) -> Path:
+    if names_one_file(options):  # -o sharp.jpg: that file, and its companions named after it
+        target = options.output_dir
+        return target.with_name(f"{target.stem}{extra}{extension or target.suffix}")
     extension = extension or (source.suffix if options.format == "auto" else FORMAT_EXTENSION[options.format])
     name = f"{source.stem}{options.suffix}{extra}{extension}"
     if options.output_dir is None:
@@ -118,10 +121,9 @@ def names_one_file(options: OutputOptions) -> bool:
     return target is not None and is_image_path(target) and not target.is_dir()
 
 
-def _single_file_outputs(found, options: OutputOptions) -> tuple[Path, Path | None, Path | None]:
-    """(output, compare, kernel) for `-o FILE`: exactly one photo named, the format from FILE's extension."""
+def _check_one_file_output(found, photos: set[Path], options: OutputOptions) -> None:
+    """`-o FILE` takes exactly one photo named on its own, and its extension chooses the format."""
     target = options.output_dir
-    photos = {source.resolve() for source, _ in found}
     if len(photos) != 1 or found[0][1] is not None:
         given = "a folder is" if len(photos) == 1 else f"{len(photos)} photos are"
         raise UsageError(f"--output '{target}' names one file, but {given} given; "
@@ -129,29 +131,24 @@ def _single_file_outputs(found, options: OutputOptions) -> tuple[Path, Path | No
     if options.format not in ("auto", EXTENSIONS[target.suffix.lower()]):
         raise UsageError(f"--output '{target}' and --format {options.format} disagree; "
                          "the file's extension chooses the format, so drop --format or rename the file")
-    compare = target.with_name(f"{target.stem}{COMPARE_SUFFIX}{target.suffix}") if options.compare else None
-    kernel = target.with_name(f"{target.stem}{KERNEL_SUFFIX}.png") if options.kernel else None
-    return target, compare, kernel
 
 
 def plan_jobs(paths: list[str], recursive: bool, options: OutputOptions) -> Plan:
     """Decide every output name up front, so nothing is computed for a job that cannot be written."""
     plan = Plan()
     found = collect(paths, recursive, options, plan)
-    single_file = _single_file_outputs(found, options) if names_one_file(options) and found else None
     inputs = {source.resolve() for source, _ in found}
+    if found and names_one_file(options):
+        _check_one_file_output(found, inputs, options)
     claimed: dict[Path, Path] = {}  # resolved output -> the input that writes it
     seen: set[Path] = set()
     for source, root in found:
         if source.resolve() in seen:
             continue  # the same file named twice, e.g. by a folder and a glob
         seen.add(source.resolve())
-        if single_file:
-            output, compare, kernel = single_file
-        else:
-            output = output_path(source, root, options)
-            compare = output_path(source, root, options, COMPARE_SUFFIX) if options.compare else None
-            kernel = output_path(source, root, options, KERNEL_SUFFIX, ".png") if options.kernel else None
+        output = output_path(source, root, options)
+        compare = output_path(source, root, options, COMPARE_SUFFIX) if options.compare else None
+        kernel = output_path(source, root, options, KERNEL_SUFFIX, ".png") if options.kernel else None
         problem = _output_problem((output, compare, kernel), inputs, claimed, options)
         if problem == "exists" and (options.skip_existing or root is not None or source in plan.matched):
             # Found in a folder or by a pattern: re-running the same command resumes an interrupted batch.
