@@ -3,18 +3,22 @@
     python bench/speed.py                              # CPU (and CUDA if present), default grid
     python bench/speed.py --configs tiny official --sizes 1 12 24 --device cpu
     python bench/speed.py --configs shake --sizes 12   # the shake model (kernel search + deconvolution)
+    python bench/speed.py --configs shake small --sizes 1 --load 0 2   # idle, then beside a 2-thread job
 
 Each case runs in a fresh subprocess so its peak memory is its own: host peak RSS always, and
 the CUDA allocator's peak on a GPU. Network weights are random: speed does not depend on them.
 The shake model runs on a synthetic scene of shapes blurred by a 25 px camera-shake stroke (on
 random pixels its guards would fall back to the network), with its fallback network loaded as
-the CLI loads it.
+the CLI loads it. `--load N` runs each case beside a competing job of N busy threads (torch
+matrix products, as another deblur or a training run would be): users' machines are busy, and
+how deblur shares the cores decides how much slower it gets (deblur/threads.py).
 Prints a table and writes JSON (default bench/results/speed.json).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -108,6 +112,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=Path(__file__).with_name("results") / "speed.json")
     parser.add_argument("--precision", default="auto", help="auto (as the CLI: bf16 on GPUs and on CPUs with "
                                                            "native bf16), fp32, fp16 or bf16")
+    parser.add_argument("--load", nargs="+", type=int, default=[0],
+                        help="threads of a competing job beside each case (0: idle); several: each in turn")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -118,24 +124,27 @@ def main() -> None:
 
     devices = default_devices(args.device)
     rows = []
-    header = f"{'device':<8}{'prec':<6}{'config':<10}{'MP':>6}{'tile':>6}{'tiles':>7}{'seconds':>9}{'MP/s':>8}{'host MiB':>10}{'GPU MiB':>9}"
+    header = f"{'device':<8}{'prec':<6}{'config':<10}{'load':>5}{'MP':>6}{'tile':>6}{'tiles':>7}{'seconds':>9}{'MP/s':>8}{'host MiB':>10}{'GPU MiB':>9}"
     print(header)
     for device in devices:
         for config in args.configs:
             for megapixels in args.sizes:
-                command = [sys.executable, __file__, "--child", config, str(megapixels), device,
-                           "--precision", args.precision]
-                if args.tile:
-                    command += ["--tile", str(args.tile)]
-                row, error = run_child(command)
-                if error:
-                    print(f"{device:<8}{config:<10}{megapixels:>6} failed: {error}", flush=True)
-                    continue
-                rows.append(row)
-                print(f"{device:<8}{row['precision']:<6}{config:<10}{row['megapixels']:>6}{row['tile']:>6}{row['tiles']:>7}"
-                      f"{row['seconds']:>9}{row['mp_per_s']:>8}{row['peak_host_mib']:>10}"
-                      f"{row.get('peak_gpu_mib', '-'):>9}", flush=True)
-                write_json(args.json, rows)  # after every case: a stopped run keeps what it measured
+                for load in args.load:
+                    command = [sys.executable, __file__, "--child", config, str(megapixels), device,
+                               "--precision", args.precision]
+                    if args.tile:
+                        command += ["--tile", str(args.tile)]
+                    with competing_load(load):
+                        row, error = run_child(command)
+                    if error:
+                        print(f"{device:<8}{config:<10}{load:>5}{megapixels:>6} failed: {error}", flush=True)
+                        continue
+                    row["load_threads"] = load
+                    rows.append(row)
+                    print(f"{device:<8}{row['precision']:<6}{config:<10}{load:>5}{row['megapixels']:>6}{row['tile']:>6}"
+                          f"{row['tiles']:>7}{row['seconds']:>9}{row['mp_per_s']:>8}{row['peak_host_mib']:>10}"
+                          f"{row.get('peak_gpu_mib', '-'):>9}", flush=True)
+                    write_json(args.json, rows)  # after every case: a stopped run keeps what it measured
     print(f"wrote {args.json}")
 
 
@@ -146,6 +155,30 @@ def default_devices(requested: list[str] | None) -> list[str]:
     import torch
 
     return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+LOAD_SCRIPT = """
+import sys, torch
+torch.set_num_threads(int(sys.argv[1]))
+a = torch.randn(1500, 1500)
+while True:
+    a = torch.tanh(a @ a * 1e-3)
+"""
+
+
+@contextlib.contextmanager
+def competing_load(threads: int):
+    """A job of `threads` busy threads running for the duration of the block (none for 0)."""
+    if threads <= 0:
+        yield
+        return
+    job = subprocess.Popen([sys.executable, "-c", LOAD_SCRIPT, str(threads)])
+    try:
+        time.sleep(2)  # let it start and take its cores
+        yield
+    finally:
+        job.kill()
+        job.wait()
 
 
 def run_child(command: list[str]) -> tuple[dict | None, str | None]:

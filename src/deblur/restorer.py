@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from deblur import devices, tiling
+from deblur.threads import threads_now, using_threads
 from deblur.devices import DeviceChoice
 from deblur.errors import DeblurError, UsageError
 
@@ -67,6 +68,17 @@ class Restorer:
             pixels = np.repeat(pixels, 3, axis=2)
         warnings: list[str] = []
         tile = self.initial_tile_size()
+        # the CPU's intra-op threads: the cores free now (a busy machine's cores cost 4x, threads.py)
+        threads = using_threads(threads_now()) if self.choice.device.type == "cpu" else contextlib.nullcontext()
+        with threads:
+            out, tile, count = self._restore_backing_off(pixels, tile, warnings, on_tile)
+        np.clip(out, 0.0, 1.0, out=out)
+        if gray:
+            out = out.mean(axis=2, keepdims=True)
+        return out, RestoreReport(tile=tile, tiles=count, warnings=warnings)
+
+    def _restore_backing_off(self, pixels, tile, warnings, on_tile):
+        """The tiled restoration, its tile halved on out-of-memory: (pixels, final tile, tile count)."""
         while True:
             try:
                 out, count = self._restore_tiled(pixels, tile, warnings, on_tile)
@@ -83,10 +95,7 @@ class Restorer:
                     ) from None
                 warnings.append(f"out of memory with {tile} px tiles; retrying with {smaller} px tiles")
                 tile = self.tile_limit = smaller
-        np.clip(out, 0.0, 1.0, out=out)
-        if gray:
-            out = out.mean(axis=2, keepdims=True)
-        return out, RestoreReport(tile=tile, tiles=count, warnings=warnings)
+        return out, tile, count
 
     def _restore_tiled(self, pixels, tile, warnings, on_tile):
         height, width, channels = pixels.shape

@@ -19,6 +19,7 @@ from deblur.shake.guards import GuardThresholds, kernel_problems, kernel_similar
 from deblur.shake.region import DEFAULT_SIZE, Region, choose_region
 from deblur.shake.kernel import estimate_kernel
 from deblur.shake.search import MAX_SIZE, PROBE, kernel_extent, search_kernel
+from deblur.threads import threads_now, using_threads
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,8 @@ class ShakeRestorer:
             check = _check_region(pixels, region, options.region_size)
             if not problems and check is not None:
                 # uniform camera shake blurs every part of the photo alike; a moving subject does not
-                other = estimate_kernel(check.crop(gray), found.size, PROBE).kernel
+                with using_threads(threads_now()):
+                    other = estimate_kernel(check.crop(gray), found.size, PROBE).kernel
                 agreement = kernel_similarity(kernel, other)
                 details["kernel"]["agreement"] = round(agreement, 3)
                 if agreement < options.guards.min_agreement:
@@ -71,8 +73,9 @@ class ShakeRestorer:
                                     f"{agreement:.0%}); is the subject moving?")
         result = None
         if not problems:
-            result = np.clip(deconvolve(pixels, kernel, options.deconvolution, self.device,
-                                        on_channel=on_tile), 0, 1).astype(np.float32)
+            with using_threads(threads_now()):
+                result = np.clip(deconvolve(pixels, kernel, options.deconvolution, self.device,
+                                            on_channel=on_tile), 0, 1).astype(np.float32)
             score = ringing(pixels, result)
             details["ringing"] = round(score, 3)
             if options.kernel is None and score > options.guards.max_ringing:

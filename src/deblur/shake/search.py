@@ -6,6 +6,7 @@ so the final bound is that extent plus a margin. Then the estimation runs with t
 that fail on different photos, and a third that keeps faint parts of the kernel, and the kernel
 whose deconvolution leaves the smallest reblur residual ||k * x - y|| on the region is kept
 (measured on Levin et al.'s set: the two solvers together fail far less often than either one).
+The candidates are independent, so they run side by side, one thread each (deblur.threads).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch.nn.functional as F
 from deblur.shake.deconvolve import DeconvolutionSettings, deconvolve
 from deblur.shake.fourier import convolve
 from deblur.shake.kernel import EstimationSettings, KernelEstimate, estimate_kernel, with_settings
+from deblur.threads import parallel_map, threads_now, using_threads
 
 MAX_SIZE = 65  # the default bound of the probe, pixels
 MIN_SIZE = 11
@@ -73,19 +75,17 @@ def search_kernel(region: np.ndarray, size: int | None = None, max_size: int = M
     extent, candidates = None, []
     sizes = [size]
     if size is None:
-        extent, probed = probe(region, max_size)
+        with using_threads(threads_now()):
+            extent, probed = probe(region, max_size)
         sizes = sorted({int(np.clip(extent + margin, MIN_SIZE, max_size)) | 1 for margin in MARGINS})
         if probed is not None:
             candidates.append(("probe", probed))
-    candidates += [(f"{name} {bound}", estimate_kernel(region, bound, settings))
-                   for bound in sizes for name, settings in CANDIDATES.items()]
-    best, residuals = None, []
-    for name, estimate in candidates:
-        residual = reblur_residual(region, estimate.kernel)
-        residuals.append((name, residual))
-        if best is None or residual < best[0]:
-            best = (residual, estimate)
-    return SearchResult(best[1].kernel, best[1].size, residuals, extent)
+    plans = [(f"{name} {bound}", bound, settings) for bound in sizes for name, settings in CANDIDATES.items()]
+    candidates += parallel_map(lambda plan: (plan[0], estimate_kernel(region, plan[1], plan[2])), plans)
+    scores = parallel_map(lambda candidate: reblur_residual(region, candidate[1].kernel), candidates)
+    residuals = [(name, score) for (name, _), score in zip(candidates, scores)]
+    best = int(np.argmin(scores))  # the first of equal residuals, as a serial search keeps it
+    return SearchResult(candidates[best][1].kernel, candidates[best][1].size, residuals, extent)
 
 
 def reblur_residual(region: np.ndarray, kernel: np.ndarray, settings: DeconvolutionSettings = SCORING) -> float:
