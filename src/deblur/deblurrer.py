@@ -33,10 +33,12 @@ class ShakeRequest:
     kernel: Path | None = None  # a PSF file, or an array
     region: str | None = None  # "X,Y,W,H"
     kernel_size: int | None = None
+    deconvolution: str | None = None  # hyper-laplacian, learned, or a learned deconvolution's checkpoint
 
     def given(self) -> list[str]:
         return [flag for flag, value in (("--kernel", self.kernel), ("--region", self.region),
-                                         ("--kernel-size", self.kernel_size)) if value is not None]
+                                         ("--kernel-size", self.kernel_size),
+                                         ("--deconvolution", self.deconvolution)) if value is not None]
 
 
 class Deblurrer:
@@ -44,7 +46,7 @@ class Deblurrer:
 
     Options are those of `deblur PHOTO`: model (a manifest name; default the manifest's default), weights
     (a .safetensors file or hf:// reference), device, precision, tile, overlap, sampler, steps, samples,
-    seed, schedule_end (diffusion), kernel, region, kernel_size (the shake model), offline.
+    seed, schedule_end (diffusion), kernel, region, kernel_size, deconvolution (the shake model), offline.
     `notes` lists what was decided for the caller (e.g. which model a sampler chose), `warnings` what
     the caller should be wary of (unverified weights).
     """
@@ -53,7 +55,8 @@ class Deblurrer:
                  precision: str = "auto", tile: int | None = None, overlap: int | None = None,
                  sampler: str | None = None, steps: int | None = None, samples: int = 1, seed: int = 0,
                  schedule_end: float | None = None, kernel=None, region: str | None = None,
-                 kernel_size: int | None = None, offline: bool = False, progress=None,
+                 kernel_size: int | None = None, deconvolution: str | None = None, offline: bool = False,
+                 progress=None,
                  on_step: Callable[[int, int], None] | None = None):
         from deblur import devices
         from deblur.store import UNVERIFIED
@@ -61,7 +64,7 @@ class Deblurrer:
 
         _check_ranges(tile=tile, overlap=overlap, steps=steps, samples=samples, kernel_size=kernel_size)
         self.sampling_options = SamplerOptions(sampler, steps, samples, seed, schedule_end)
-        self.shake_request = ShakeRequest(kernel, region, kernel_size)
+        self.shake_request = ShakeRequest(kernel, region, kernel_size, deconvolution)
         self.notes: list[str] = []
         self.warnings: list[str] = []
         devices.resolve_device(device)  # a missing device fails before the model is loaded
@@ -74,7 +77,7 @@ class Deblurrer:
             self.warnings.append(f"{weights} is unverified: the manifest does not list it and the hub gave no "
                                  "sha256 for it")
         self._device, self._precision, self._tile, self._overlap = device, precision, tile, overlap
-        self._weights = weights
+        self._weights, self._progress = weights, progress
         self.fallback_name = None
         if self.model.spec.needs_weights:
             self.choice, self.restorer, self.sampling = self._network_restorer(self.model, self.sampling_options,
@@ -129,11 +132,31 @@ class Deblurrer:
             kernel = load_kernel(Path(kernel))
         options = replace(self.model.network, kernel=kernel,
                           region=None if request.region is None else parse_region(request.region),
-                          kernel_size=request.kernel_size)
+                          kernel_size=request.kernel_size,
+                          deconvolver=self._deconvolver(request.deconvolution, offline))
         default = load_manifest().default_model
         fallback_model = load_model(default, offline=offline)
         choice, fallback, _ = self._network_restorer(fallback_model, SamplerOptions(), on_step)
         return choice, ShakeRestorer(options, choice.device, fallback, default), default
+
+    def _deconvolver(self, name: str | None, offline: bool):
+        """The shake model's non-blind step: named, a checkpoint file, or the manifest's choice (inference.deconvolution)."""
+        from deblur.manifest import load_manifest
+        from deblur.shake import deconvolvers
+        from deblur.store import ModelStore
+
+        entry = load_manifest().entry(self.model.name)
+        name = name or entry.inference.get("deconvolution", deconvolvers.HYPER_LAPLACIAN)
+        if name == deconvolvers.HYPER_LAPLACIAN:
+            return deconvolvers.HyperLaplacian()
+        if name == deconvolvers.LEARNED:
+            if "deconvolution" not in entry.files:
+                raise UsageError(f"--deconvolution learned: the {entry.name} model ships no learned deconvolution")
+            return deconvolvers.load_learned(ModelStore().fetch(entry, offline, self._progress)["deconvolution"].path)
+        if not Path(name).expanduser().is_file():
+            raise UsageError(f"--deconvolution {name}: use {deconvolvers.HYPER_LAPLACIAN}, {deconvolvers.LEARNED}, "
+                             "or a checkpoint of `deblur train --model deconvolution`")
+        return deconvolvers.load_learned(Path(name).expanduser())
 
     def adapter(self, options):
         """Test-time adaptation (AdaptOptions) for this network; it needs the reblurring module."""

@@ -71,6 +71,10 @@ Region = Annotated[Optional[str], typer.Option("--region", help="shake: estimate
                                                                 "instead of a region chosen for its edges.")]
 KernelSize = Annotated[Optional[int], typer.Option("--kernel-size", min=3, help="shake: the kernel's size bound "
                                                                                 "in px, odd (default: probed).")]
+Deconvolution = Annotated[Optional[str], typer.Option("--deconvolution", help="shake: the non-blind step: "
+                                                      "learned (the shipped network), hyper-laplacian, or a "
+                                                      "checkpoint of `deblur train --model deconvolution` "
+                                                      "(default: the model's).")]
 SaveKernel = Annotated[bool, typer.Option("--save-kernel", help="shake: also write NAME_SUFFIX_kernel.png, the "
                                                                 "kernel used (--kernel reads it back).")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only.")]
@@ -86,12 +90,12 @@ def run(
     precision: Precision = "auto", tile: Tile = None, overlap: Overlap = None, sampler: Sampler = None,
     steps: Steps = None, samples: Samples = 1, seed: Seed = 0, schedule_end: ScheduleEnd = None,
     kernel: KernelFile = None, region: Region = None, kernel_size: KernelSize = None,
-    save_kernel: SaveKernel = False,
+    deconvolution: Deconvolution = None, save_kernel: SaveKernel = False,
     quiet: Quiet = False, verbose: Verbose = False, as_json: Json = False,
 ) -> None:
     engine = EngineOptions(model, weights, offline, device, precision, tile, overlap,
                            SamplerOptions(sampler, steps, samples, seed, schedule_end),
-                           ShakeRequest(kernel, region, kernel_size))
+                           ShakeRequest(kernel, region, kernel_size, deconvolution))
     restore_command(ctx, paths, engine,
                     output, recursive, suffix, fmt, quality, skip_existing, overwrite, compare, strip_metadata,
                     quiet, verbose, as_json, save_kernel=save_kernel)
@@ -173,7 +177,8 @@ def _restore_jobs(reporter: Reporter, jobs, engine: EngineOptions, writes, outpu
                               precision=engine.precision, tile=engine.tile, overlap=engine.overlap,
                               sampler=sampling.name, steps=sampling.steps, samples=sampling.samples,
                               seed=sampling.seed, schedule_end=sampling.schedule_end, kernel=shake.kernel,
-                              region=shake.region, kernel_size=shake.kernel_size, offline=engine.offline,
+                              region=shake.region, kernel_size=shake.kernel_size,
+                              deconvolution=shake.deconvolution, offline=engine.offline,
                               progress=progress, on_step=on_step)
     for note in deblurrer.notes:
         reporter.info(note)

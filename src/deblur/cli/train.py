@@ -11,6 +11,8 @@ import typer
 from deblur.cli.console import Reporter, exit_on_errors
 from deblur.errors import UsageError
 
+DECONVOLUTION = "deconvolution"  # the learned non-blind step of the shake model, not a deblurring network
+
 TRAIN_HELP = """Train a deblurring network from scratch.
 
 PAIRS are folders holding blur/ + sharp/ (or input/ + target/, blurry/ + gt/) with matching file
@@ -80,12 +82,18 @@ Json = Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdo
 
 def train(
     pairs: Pairs = None, sharp: Sharp = None, frames: Frames = None, val: Val = None,
-    model: Annotated[str, typer.Option("--model", "-m", help="Architecture to train: xydeblur or dvsr.")] = "xydeblur",
+    model: Annotated[str, typer.Option("--model", "-m", help="Architecture to train: xydeblur, dvsr, or "
+                                                            "deconvolution (the shake model's learned "
+                                                            "deconvolution; --sharp photos only).")] = "xydeblur",
     config: Config = None,
     steps: Annotated[Optional[int], typer.Option(min=1, help="Training steps (default 20000; with --resume: "
                                                              "the run's own).")] = None,
-    batch_size: BatchSize = 8, crop: Crop = 128,
-    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 2e-4,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", "-b", min=1, help="Crops per step (per "
+                                                      "process; default 8, deconvolution 4).")] = None,
+    crop: Annotated[Optional[int], typer.Option(min=8, help="Training crop size in pixels (default 128, "
+                                                       "deconvolution 112).")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate (default 2e-4, deconvolution "
+                                                     "1e-3).")] = None,
     optimizer: Optimizer = "adamw", schedule: Schedule = "cosine", warmup: Warmup = None,
     step_every: StepEvery = 5000, clip: Clip = 1.0,
     ema: Ema = 0.999, fft_weight: FftWeight = 0.1, reblur_weight: ReblurWeight = None,
@@ -104,10 +112,20 @@ def train(
     with exit_on_errors(reporter):
         from deblur.training.trainer import TrainConfig
 
+        if model == DECONVOLUTION or (resume is not None and _run_arch(resume) == DECONVOLUTION):
+            if pairs or frames or val or predictor:
+                raise UsageError("--model deconvolution learns from sharp photos blurred with known kernels: give "
+                                 "--sharp DIR (pairs, --frames and --val have no kernel to learn from)")
+            if resume is not None and (sharp or output):
+                raise UsageError("--resume continues a run with its own data and folder; give only --resume RUN_DIR "
+                                 "(and --steps to extend it)")
+            _train_deconvolution(reporter, sharp, resume or output, resume is not None, steps, batch_size, crop,
+                                 lr, _parse_config(config), seed, val_every, log_every, as_json)
+            return
         settings = TrainConfig(
             arch=model, config=_parse_config(config), steps=20000 if steps is None else steps,
-            batch_size=batch_size, crop=crop,
-            lr=lr, optimizer=optimizer, schedule=schedule, warmup=warmup, step_every=step_every, clip=clip, ema=ema,
+            batch_size=8 if batch_size is None else batch_size, crop=128 if crop is None else crop,
+            lr=2e-4 if lr is None else lr, optimizer=optimizer, schedule=schedule, warmup=warmup, step_every=step_every, clip=clip, ema=ema,
             fft_weight=fft_weight, reblur_weight=reblur_weight, predictor_weight=predictor_weight,
             freeze_predictor=freeze_predictor, synthesis=synthesis, blur=_parse_config(blur, "--blur"),
             frames_share=frames_share, seed=seed,
@@ -195,6 +213,40 @@ def _predictor_init(reporter: Reporter, settings, reference: str) -> dict:
     settings.config.update(chosen)
     settings.freeze_predictor = True
     return {"predictor": loaded.network.state_dict(), "source": f"predictor: {loaded.source}"}
+
+
+def _run_arch(run_dir: Path) -> str | None:
+    """What a run folder trains, from its config.json (runs of the networks name it inside "train")."""
+    from deblur.training.run_dir import RunDir
+
+    saved = RunDir(run_dir).read_config()
+    return saved.get("arch") or saved.get("train", {}).get("arch")
+
+
+def _train_deconvolution(reporter: Reporter, sharp, run_dir, resume: bool, steps, batch_size: int, crop: int,
+                         lr: float, network: dict, seed: int, val_every: int, log_every: int, as_json: bool) -> None:
+    from deblur.cli.training_view import TrainingView
+    from deblur.training.deconvolution import DeconvolutionTrainConfig, start_deconvolution_run
+    from deblur.training.session import default_run_dir
+    from deblur.training.trainer import TrainingInterrupted
+
+    settings = None
+    if not resume:
+        given = {"steps": steps, "batch_size": batch_size, "crop": crop, "lr": lr}
+        settings = DeconvolutionTrainConfig(network=network, seed=seed, val_every=val_every, log_every=log_every,
+                                            **{key: value for key, value in given.items() if value is not None})
+    view = TrainingView(reporter)
+    try:
+        with view:
+            summary = start_deconvolution_run(settings, [str(f) for f in sharp or []],
+                                              run_dir or default_run_dir(DECONVOLUTION), resume, steps, view.update)
+    except TrainingInterrupted as stop:
+        reporter.error(f"interrupted at step {stop.step}; saved. Resume with: deblur train --resume {view.run_dir}")
+        raise typer.Exit(130) from None
+    if as_json:
+        Reporter.data(summary)
+    reporter.info(f"done: {summary['step']} steps; use it with: deblur PHOTO --model shake --deconvolution "
+                  f"{summary['model']}")
 
 
 def _reporter(quiet: bool) -> Reporter:

@@ -13,12 +13,13 @@ import torch
 
 
 def psf2otf(kernel: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
-    """The real FFT of `kernel` zero-padded to `shape`, with its centre moved to pixel (0, 0)."""
+    """The real FFT of `kernel` (K, K), or of each of a batch (..., K, K), zero-padded to `shape`,
+    with its centre moved to pixel (0, 0)."""
     height, width = shape
-    kh, kw = kernel.shape
-    padded = kernel.new_zeros(height, width)
-    padded[:kh, :kw] = kernel
-    padded = torch.roll(padded, (-(kh // 2), -(kw // 2)), (0, 1))
+    kh, kw = kernel.shape[-2:]
+    padded = kernel.new_zeros(*kernel.shape[:-2], height, width)
+    padded[..., :kh, :kw] = kernel
+    padded = torch.roll(padded, (-(kh // 2), -(kw // 2)), (-2, -1))
     return torch.fft.rfft2(padded)
 
 
@@ -55,12 +56,13 @@ def taper_window(length: int, ramp: int, dtype=torch.float64, device="cpu") -> t
 
 def edgetaper(image: torch.Tensor, kernel: torch.Tensor, ramp: int | None = None, rounds: int = 3) -> torch.Tensor:
     """Blend the borders with the image blurred by `kernel` (circularly) so that it wraps smoothly.
+    A batch of images (N, ..., H, W) may come with one kernel each (N, 1, ..., K, K).
 
     As MATLAB's edgetaper: without it the jump between opposite borders looks like a sharp edge
     to every FFT-based step, and biases kernels towards a delta and deconvolutions towards ringing.
     """
     height, width = image.shape[-2:]
-    ramp = ramp or kernel.shape[0]
+    ramp = ramp or kernel.shape[-1]
     weight = (taper_window(height, ramp, image.dtype, image.device)[:, None]
               * taper_window(width, ramp, image.dtype, image.device)[None, :])
     otf = psf2otf(kernel.to(image.dtype), (height, width))

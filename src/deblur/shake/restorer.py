@@ -14,7 +14,8 @@ import numpy as np
 
 from deblur.errors import InputError
 from deblur.restorer import RestoreReport
-from deblur.shake.deconvolve import DeconvolutionSettings, deconvolve
+from deblur.shake.deconvolve import DeconvolutionSettings
+from deblur.shake.deconvolvers import HyperLaplacian
 from deblur.shake.guards import GuardThresholds, kernel_problems, kernel_similarity, ringing
 from deblur.shake.region import DEFAULT_SIZE, Region, choose_region
 from deblur.shake.kernel import estimate_kernel
@@ -29,7 +30,8 @@ class ShakeOptions:
     kernel_size: int | None = None  # the kernel's bound (odd px); None: probed
     max_kernel_size: int = MAX_SIZE
     kernel: np.ndarray | None = field(default=None, compare=False)  # a known PSF: no estimation, no guards
-    deconvolution: DeconvolutionSettings = DeconvolutionSettings()
+    deconvolution: DeconvolutionSettings = DeconvolutionSettings()  # the hyper-Laplacian's, when it is the one
+    deconvolver: object = field(default=None, compare=False)  # shake/deconvolvers.py; None: the hyper-Laplacian
     guards: GuardThresholds = GuardThresholds()
 
 
@@ -73,9 +75,10 @@ class ShakeRestorer:
                                     f"{agreement:.0%}); is the subject moving?")
         result = None
         if not problems:
+            deconvolver = options.deconvolver or HyperLaplacian(options.deconvolution)
+            details["deconvolution"] = deconvolver.name
             with using_threads(threads_now()):
-                result = np.clip(deconvolve(pixels, kernel, options.deconvolution, self.device,
-                                            on_channel=on_tile), 0, 1).astype(np.float32)
+                result = np.clip(deconvolver(pixels, kernel, self.device, on_channel=on_tile), 0, 1).astype(np.float32)
             score = ringing(pixels, result)
             details["ringing"] = round(score, 3)
             if options.kernel is None and score > options.guards.max_ringing:

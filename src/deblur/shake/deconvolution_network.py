@@ -1,0 +1,196 @@
+"""A learned non-blind deconvolution: unrolled half-quadratic stages with learned filters and shrinkage.
+
+After Schmidt and Roth's shrinkage fields (CVPR 2014) and Kruse, Rother and Schmidt's Fourier
+deconvolution network (ICCV 2017). The hyper-Laplacian (deconvolve.py) alternates
+z_i = shrink(f_i * x) and x = argmin ||k * x - y||^2 + omega sum_i ||f_i * x - z_i||^2 with two
+fixed gradient filters, one fixed shrinkage and omega rising on a fixed schedule. Here each stage
+learns its own filters (beside the two gradients, kept so that the FFT solve is never singular),
+one odd piecewise-linear shrinkage per filter, and omega as a function of the noise level. A stage
+is still one FFT solve plus small convolutions, so a whole photo runs as the hyper-Laplacian does;
+initialised as that hyper-Laplacian (the extra filters start near zero), training starts from it.
+
+Planes are (N, 1, H, W), already padded and edge-tapered to an FFT size (deconvolve.pad_for_fft):
+every operator here is circular.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from deblur.shake.deconvolve import REFERENCE_NOISE, REFERENCE_WEIGHT, _Shrinkage, noise_sigma, pad_for_fft
+from deblur.shake.fourier import psf2otf
+
+NOISE_FLOOR = 1e-3  # noise estimates below this are taken as this (the estimator's own error)
+SIGMA_CENTRE = 0.01  # omega's log-linear model is centred here
+
+
+def _dct_filters(count: int, size: int) -> torch.Tensor:
+    """The `count` lowest-frequency 2-D DCT basis filters of `size` x `size` after the constant one, unit norm."""
+    n = torch.arange(size, dtype=torch.float64)
+    basis = [torch.cos(math.pi * (n + 0.5) * k / size) for k in range(size)]
+    pairs = sorted(((u, v) for u in range(size) for v in range(size) if (u, v) != (0, 0)),
+                   key=lambda uv: (uv[0] + uv[1], uv))
+    filters = torch.stack([basis[u][:, None] * basis[v][None, :] for u, v in pairs[:count]])
+    return (filters / filters.flatten(1).norm(dim=1)[:, None, None]).float()
+
+
+class _OddPiecewiseLinear(torch.autograd.Function):
+    """y = sign(v) phi_m(|v|) for responses v (N, M, H, W), phi_m linear between the knots of row m of
+    `table` (M, G) spread over [0, reach], and continued with slope 1 beyond.
+
+    Written out because autograd's gather and scatter for a table lookup cost three times the
+    convolutions on the CPU; here the table's gradient is two bincounts."""
+
+    @staticmethod
+    def forward(ctx, responses, table, reach: float):
+        filters, knots = table.shape
+        scale = (knots - 1) / reach
+        magnitude = responses.abs()
+        position = magnitude * scale
+        beyond = position >= knots - 1
+        index = position.long().clamp_(max=knots - 2)  # beyond: the last segment, at its end (frac 1)
+        frac = torch.where(beyond, 1.0, position - index)
+        index += (torch.arange(filters, device=responses.device) * knots)[None, :, None, None]
+        flat = table.flatten()
+        low, high = flat[index], flat[index + 1]
+        slope = torch.where(beyond, 1.0, (high - low) * scale)
+        out = torch.where(beyond, high + (magnitude - reach), torch.lerp(low, high, frac)).copysign(responses)
+        ctx.save_for_backward(index, frac, slope, responses.signbit())
+        ctx.table_shape = table.shape
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        index, frac, slope, negative = ctx.saved_tensors
+        grad_responses = grad * slope
+        signed = torch.where(negative, -grad, grad)
+        size = ctx.table_shape[0] * ctx.table_shape[1]
+        flat_index = index.flatten()
+        grad_table = (torch.bincount(flat_index, (signed * (1 - frac)).flatten(), size)
+                      + torch.bincount(flat_index + 1, (signed * frac).flatten(), size))
+        return grad_responses, grad_table.view(ctx.table_shape).to(grad.dtype), None
+
+
+class DeconvolutionStage(nn.Module):
+    """One half-quadratic step: shrink the filter responses of x, then solve for x by FFT."""
+
+    def __init__(self, filters: int, size: int, knots: int, reach: float, beta: float, alpha: float = 0.8):
+        super().__init__()
+        self.size, self.reach = size, reach
+        # the fixed gradients (as deconvolve.gradients) keep the FFT solve's denominator away from zero
+        gradients = torch.zeros(2, 1, size, size)
+        centre = size // 2
+        gradients[0, 0, centre, centre], gradients[0, 0, centre, centre + 1] = -1, 1
+        gradients[1, 0, centre, centre], gradients[1, 0, centre + 1, centre] = -1, 1
+        self.register_buffer("gradients", gradients)
+        self.filters = nn.Parameter(0.01 * _dct_filters(filters, size)[:, None])
+        # omega = beta / lambda(sigma) of the hyper-Laplacian at this stage's beta: log-linear in log sigma
+        lam_centre = REFERENCE_WEIGHT * (REFERENCE_NOISE / SIGMA_CENTRE) ** 2
+        self.log_weight = nn.Parameter(torch.tensor(math.log(beta / lam_centre)))
+        self.noise_slope = nn.Parameter(torch.tensor(2.0))
+        grid = np.linspace(0, reach, knots)
+        hyper_laplacian = _Shrinkage(alpha, beta, "cpu", torch.float64)(torch.from_numpy(grid)).float()
+        self.shrinkage = nn.Parameter(hyper_laplacian.repeat(2 + filters, 1))  # values at the knots, per filter
+
+    def all_filters(self) -> torch.Tensor:
+        learned = self.filters - self.filters.mean((-2, -1), keepdim=True)  # zero mean: flat areas untouched
+        return torch.cat([self.gradients, learned])
+
+    def weight(self, sigma: torch.Tensor) -> torch.Tensor:
+        """omega per plane (N,) for noise levels sigma (N,)."""
+        return torch.exp(self.log_weight + self.noise_slope * torch.log(sigma / SIGMA_CENTRE))
+
+    def shrink(self, responses: torch.Tensor) -> torch.Tensor:
+        """Each filter's odd piecewise-linear shrinkage of its responses (N, M, H, W); slope 1 past the reach."""
+        return _OddPiecewiseLinear.apply(responses, self.shrinkage, self.reach)
+
+    def regulariser(self, x: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
+        """sum_i f_i^T shrink_i(f_i * x), circularly: the right-hand side's prior part."""
+        pad = self.size // 2
+        responses = F.conv2d(F.pad(x, (pad,) * 4, mode="circular"), filters)
+        shrunk = self.shrink(responses)
+        return F.conv2d(F.pad(shrunk, (pad,) * 4, mode="circular"), filters.flip(-2, -1).transpose(0, 1))
+
+    def forward(self, x, data_top, data_bottom, sigma, rows: int | None = None):
+        filters = self.all_filters()
+        shape = x.shape[-2:]
+        filters_bottom = psf2otf(filters[:, 0], shape).abs().square().sum(0)
+        omega = self.weight(sigma)[:, None, None, None]
+        prior = self.regulariser(x, filters) if rows is None else self._regulariser_in_strips(x, filters, rows)
+        top = data_top + omega * torch.fft.rfft2(prior)
+        return torch.fft.irfft2(top / (data_bottom + omega * filters_bottom), s=shape)
+
+    def _regulariser_in_strips(self, x, filters, rows: int) -> torch.Tensor:
+        """The regulariser a band of rows at a time: a big photo's responses (M planes) never all exist."""
+        halo = 2 * (self.size // 2)
+        height = x.shape[-2]
+        wrapped = torch.cat([x[..., -halo:, :], x, x[..., :halo, :]], dim=-2)
+        out = torch.empty_like(x)
+        pad = self.size // 2
+        for start in range(0, height, rows):
+            stop = min(start + rows, height)
+            band = wrapped[..., start:stop + 2 * halo, :]
+            responses = F.conv2d(F.pad(band, (pad, pad, 0, 0), mode="circular"), filters)
+            shrunk = self.shrink(responses)
+            back = F.conv2d(F.pad(shrunk, (pad, pad, 0, 0), mode="circular"), filters.flip(-2, -1).transpose(0, 1))
+            out[..., start:stop, :] = back
+        return out
+
+
+class DeconvolutionNetwork(nn.Module):
+    """Stages of DeconvolutionStage, started from the blurry plane; beta rises as in the hyper-Laplacian."""
+
+    def __init__(self, stages: int = 8, filters: int = 22, size: int = 5, knots: int = 49, reach: float = 0.6,
+                 beta_start: float = 1.0, beta_rate: float = 2 * math.sqrt(2)):
+        super().__init__()
+        self.config = {"stages": stages, "filters": filters, "size": size, "knots": knots, "reach": reach,
+                       "beta_start": beta_start, "beta_rate": beta_rate}
+        self.stages = nn.ModuleList(
+            DeconvolutionStage(filters, size, knots, reach, beta_start * beta_rate**t) for t in range(stages))
+
+    def forward(self, planes: torch.Tensor, kernels: torch.Tensor, sigma: torch.Tensor, every_stage: bool = False,
+                rows: int | None = None):
+        """planes (N, 1, H, W) padded blurry, kernels (N, K, K), sigma (N,): the deconvolved planes
+        (or, with every_stage, the list of each stage's)."""
+        otf = psf2otf(kernels.to(planes.dtype), planes.shape[-2:])[:, None]
+        data_top = otf.conj() * torch.fft.rfft2(planes)
+        data_bottom = otf.abs().square()
+        sigma = sigma.clamp_min(NOISE_FLOOR).to(planes.dtype)
+        x, outputs = planes, []
+        for stage in self.stages:
+            x = stage(x, data_top, data_bottom, sigma, rows)
+            outputs.append(x)
+        return outputs if every_stage else x
+
+
+def noise_sigmas(planes: torch.Tensor) -> torch.Tensor:
+    """Gaussian noise level of each plane (N, 1, H, W): the MAD of its finest diagonal Haar band."""
+    h, w = planes.shape[-2] // 2 * 2, planes.shape[-1] // 2 * 2
+    g = planes[..., :h, :w]
+    band = (g[..., 0::2, 0::2] - g[..., 0::2, 1::2] - g[..., 1::2, 0::2] + g[..., 1::2, 1::2]) / 2
+    return band.abs().flatten(1).median(1).values / 0.6745
+
+
+def deconvolve_learned(pixels: np.ndarray, kernel: np.ndarray, network: DeconvolutionNetwork,
+                       device: str | torch.device = "cpu", rows: int = 512, on_channel=None) -> np.ndarray:
+    """Deconvolve H x W x C float32 pixels in [0, 1] with `kernel` by the network, one channel at a time
+    (as deconvolve does: the photo's noise level from its mean, padding and tapering for the FFT)."""
+    device = torch.device(device)
+    sigma = torch.tensor([noise_sigma(pixels.mean(axis=2))], dtype=torch.float32, device=device)
+    kernel_t = torch.from_numpy(np.asarray(kernel, np.float32)).to(device)
+    network = network.to(device).eval()
+    out = np.empty_like(pixels, dtype=np.float32)
+    for channel in range(pixels.shape[2]):
+        plane = torch.from_numpy(np.ascontiguousarray(pixels[..., channel], np.float32)).to(device)
+        padded, top, left = pad_for_fft(plane, kernel_t)
+        with torch.no_grad():
+            result = network(padded[None, None], kernel_t[None], sigma, rows=rows)[0, 0]
+        out[..., channel] = result[top:top + plane.shape[0], left:left + plane.shape[1]].cpu().numpy()
+        if on_channel:
+            on_channel(channel + 1, pixels.shape[2])
+    return out
