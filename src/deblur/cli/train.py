@@ -93,7 +93,7 @@ def train(
     crop: Annotated[Optional[int], typer.Option(min=8, help="Training crop size in pixels (default 128, "
                                                        "deconvolution 112).")] = None,
     lr: Annotated[Optional[float], typer.Option(help="Peak learning rate (default 2e-4, deconvolution "
-                                                     "1e-3).")] = None,
+                                                     "5e-4).")] = None,
     optimizer: Optimizer = "adamw", schedule: Schedule = "cosine", warmup: Warmup = None,
     step_every: StepEvery = 5000, clip: Clip = 1.0,
     ema: Ema = 0.999, fft_weight: FftWeight = 0.1, reblur_weight: ReblurWeight = None,

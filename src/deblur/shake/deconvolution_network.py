@@ -27,6 +27,8 @@ from deblur.shake.fourier import psf2otf
 
 NOISE_FLOOR = 1e-3  # noise estimates below this are taken as this (the estimator's own error)
 SIGMA_CENTRE = 0.01  # omega's log-linear model is centred here
+MAX_GAIN = 1.5  # a shrinkage function may amplify a filter response at most this much
+FILTER_SCALE = 0.03  # the learned filters' starting size: as good as none (0.1 would cost 0.1 dB at the start)
 
 
 def _dct_filters(count: int, size: int) -> torch.Tensor:
@@ -88,18 +90,33 @@ class DeconvolutionStage(nn.Module):
         gradients[0, 0, centre, centre], gradients[0, 0, centre, centre + 1] = -1, 1
         gradients[1, 0, centre, centre], gradients[1, 0, centre + 1, centre] = -1, 1
         self.register_buffer("gradients", gradients)
-        self.filters = nn.Parameter(0.01 * _dct_filters(filters, size)[:, None])
+        # learned filters as direction x scale, so that Adam changes their size multiplicatively
+        self.filter_directions = nn.Parameter(_dct_filters(filters, size)[:, None])
+        self.filter_log_scales = nn.Parameter(torch.full((filters,), math.log(FILTER_SCALE)))
         # omega = beta / lambda(sigma) of the hyper-Laplacian at this stage's beta: log-linear in log sigma
         lam_centre = REFERENCE_WEIGHT * (REFERENCE_NOISE / SIGMA_CENTRE) ** 2
         self.log_weight = nn.Parameter(torch.tensor(math.log(beta / lam_centre)))
         self.noise_slope = nn.Parameter(torch.tensor(2.0))
+        # shrinkage phi(v) = v * gain(v), gain = MAX_GAIN * sigmoid(raw) at the knots: never a sign flip,
+        # never more than MAX_GAIN times the response (unconstrained tables diverged in training)
         grid = np.linspace(0, reach, knots)
-        hyper_laplacian = _Shrinkage(alpha, beta, "cpu", torch.float64)(torch.from_numpy(grid)).float()
-        self.shrinkage = nn.Parameter(hyper_laplacian.repeat(2 + filters, 1))  # values at the knots, per filter
+        hyper_laplacian = _Shrinkage(alpha, beta, "cpu", torch.float64)(torch.from_numpy(grid)).numpy()
+        gain = np.divide(hyper_laplacian, grid, out=np.zeros_like(grid), where=grid > 0)
+        gain[0] = gain[1]
+        gain = np.clip(gain / MAX_GAIN, 0.01, 0.99)
+        raw = torch.from_numpy(np.log(gain / (1 - gain))).float()
+        self.register_buffer("knots", torch.from_numpy(grid).float())
+        self.shrinkage_gains = nn.Parameter(raw.repeat(2 + filters, 1))  # per filter, at the knots
 
     def all_filters(self) -> torch.Tensor:
-        learned = self.filters - self.filters.mean((-2, -1), keepdim=True)  # zero mean: flat areas untouched
+        directions = self.filter_directions - self.filter_directions.mean((-2, -1), keepdim=True)  # zero mean:
+        directions = directions / directions.flatten(1).norm(dim=1).clamp_min(1e-8)[:, None, None, None]  # flat
+        learned = directions * self.filter_log_scales.exp()[:, None, None, None]  # areas stay untouched
         return torch.cat([self.gradients, learned])
+
+    def shrinkage_table(self) -> torch.Tensor:
+        """phi at the knots, per filter (M, G)."""
+        return self.knots * (MAX_GAIN * torch.sigmoid(self.shrinkage_gains))
 
     def weight(self, sigma: torch.Tensor) -> torch.Tensor:
         """omega per plane (N,) for noise levels sigma (N,)."""
@@ -107,7 +124,7 @@ class DeconvolutionStage(nn.Module):
 
     def shrink(self, responses: torch.Tensor) -> torch.Tensor:
         """Each filter's odd piecewise-linear shrinkage of its responses (N, M, H, W); slope 1 past the reach."""
-        return _OddPiecewiseLinear.apply(responses, self.shrinkage, self.reach)
+        return _OddPiecewiseLinear.apply(responses, self.shrinkage_table(), self.reach)
 
     def regulariser(self, x: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
         """sum_i f_i^T shrink_i(f_i * x), circularly: the right-hand side's prior part."""

@@ -32,6 +32,7 @@ from deblur.training.data import (DataReport, augment, load_sharp, random_crop, 
 from deblur.training.run_dir import RunDir
 
 ARCH = "deconvolution"
+LOG_PARAMETERS = ("filter_log_scales", "log_weight", "noise_slope")
 
 
 @dataclass
@@ -40,7 +41,7 @@ class DeconvolutionTrainConfig:
     steps: int = 20000
     batch_size: int = 4  # gray planes
     crop: int = 112  # blurry plane size before padding
-    lr: float = 1e-3
+    lr: float = 5e-4
     min_lr_ratio: float = 0.01
     warmup: int = 100
     clip: float = 1.0
@@ -52,6 +53,7 @@ class DeconvolutionTrainConfig:
     wrong_kernel_share: float = 0.5  # planes deconvolved with a perturbed kernel
     kernel_error: float = 0.3  # perturbation sigma up to this times the kernel's peak
     stage_weight: float = 0.1  # weight of the earlier stages' mean loss
+    log_lr_factor: float = 10.0  # learning-rate factor of the log-scale parameters (filter sizes, omega)
     seed: int = 0
     val_every: int = 250
     val_count: int = 24
@@ -137,7 +139,11 @@ class DeconvolutionTrainer:
         self.config, self.photos, self.run_dir = config, photos, run_dir
         self.network = DeconvolutionNetwork(**config.network)
         self.ema = copy.deepcopy(self.network).requires_grad_(False)
-        self.optimizer = torch.optim.Adam(self.network.parameters(), lr=config.lr)
+        # sizes (filter scales, omega) live on a log scale: a tenth of a unit there is a 10% change
+        logs = [p for name, p in self.network.named_parameters() if name.split(".")[-1] in LOG_PARAMETERS]
+        others = [p for name, p in self.network.named_parameters() if name.split(".")[-1] not in LOG_PARAMETERS]
+        self.optimizer = torch.optim.Adam([{"params": others, "lr_factor": 1.0},
+                                           {"params": logs, "lr_factor": config.log_lr_factor}], lr=config.lr)
         self.step = 0
         generator = torch.Generator().manual_seed(12345)  # fixed: validation compares across runs
         val_config = DeconvolutionTrainConfig(**{**asdict(config), "batch_size": config.val_count})
@@ -161,7 +167,7 @@ class DeconvolutionTrainer:
         config = self.config
         padded, given, sigma, target, top, left = make_batch(self.photos, config, step_generator(config.seed, self.step))
         for group in self.optimizer.param_groups:
-            group["lr"] = config.lr * lr_factor(config, self.step)
+            group["lr"] = config.lr * group["lr_factor"] * lr_factor(config, self.step)
         outputs = self.network(padded, given, sigma, every_stage=True)
         final = _mse(outputs[-1], target, top, left)
         earlier = torch.stack([_mse(o, target, top, left) for o in outputs[:-1]]).mean() if len(outputs) > 1 else 0
