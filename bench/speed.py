@@ -4,6 +4,7 @@
     python bench/speed.py --configs tiny official --sizes 1 12 24 --device cpu
     python bench/speed.py --configs shake --sizes 12   # the shake model (kernel search + deconvolution)
     python bench/speed.py --configs shake small --sizes 1 --load 0 2   # idle, then beside a 2-thread job
+    python bench/speed.py --configs shake --sizes 12 --deconvolution learned   # the learned non-blind step
 
 Each case runs in a fresh subprocess so its peak memory is its own: host peak RSS always, and
 the CUDA allocator's peak on a GPU. Network weights are random: speed does not depend on them.
@@ -57,7 +58,8 @@ def photo_shape(megapixels: float) -> tuple[int, int]:
     return height, int(height * 1.5)
 
 
-def run_case(config_name: str, megapixels: float, device: str, tile: int | None, precision: str = "auto") -> dict:
+def run_case(config_name: str, megapixels: float, device: str, tile: int | None, precision: str = "auto",
+             deconvolution: str | None = None) -> dict:
     """Runs inside the child process."""
     import numpy as np
     import torch
@@ -78,7 +80,12 @@ def run_case(config_name: str, megapixels: float, device: str, tile: int | None,
         from deblur.shake.restorer import ShakeOptions, ShakeRestorer
 
         pixels = shaken_scene(height, width)
-        restorer = ShakeRestorer(ShakeOptions(), choice.device, restorer, "xydeblur")
+        deconvolver = None
+        if deconvolution:
+            from deblur.deblurrer import Deblurrer
+
+            deconvolver = Deblurrer("shake", deconvolution=deconvolution).restorer.options.deconvolver
+        restorer = ShakeRestorer(ShakeOptions(deconvolver=deconvolver), choice.device, restorer, "xydeblur")
     else:
         pixels = np.random.default_rng(0).random((height, width, 3), dtype=np.float32)
         restorer.run_tile(pixels[:64, :64], [])  # warm-up: kernels, allocator
@@ -98,6 +105,7 @@ def run_case(config_name: str, megapixels: float, device: str, tile: int | None,
     }
     if report.details.get("shake"):
         result["shake"] = report.details["shake"]
+        result["config"] = f"shake/{report.details['shake'].get('deconvolution', 'guarded')}"
     if choice.device.type == "cuda":
         result["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated() / 2**20)
     return result
@@ -114,17 +122,19 @@ def main() -> None:
                                                            "native bf16), fp32, fp16 or bf16")
     parser.add_argument("--load", nargs="+", type=int, default=[0],
                         help="threads of a competing job beside each case (0: idle); several: each in turn")
+    parser.add_argument("--deconvolution", default=None, help="shake: its non-blind step (learned, hyper-laplacian "
+                                                               "or a checkpoint; default: the model's)")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.child:
         config, megapixels, device = args.child
-        print(json.dumps(run_case(config, float(megapixels), device, args.tile, args.precision)))
+        print(json.dumps(run_case(config, float(megapixels), device, args.tile, args.precision, args.deconvolution)))
         return
 
     devices = default_devices(args.device)
     rows = []
-    header = f"{'device':<8}{'prec':<6}{'config':<10}{'load':>5}{'MP':>6}{'tile':>6}{'tiles':>7}{'seconds':>9}{'MP/s':>8}{'host MiB':>10}{'GPU MiB':>9}"
+    header = f"{'device':<8}{'prec':<6}{'config':<22}{'load':>5}{'MP':>6}{'tile':>6}{'tiles':>7}{'seconds':>9}{'MP/s':>8}{'host MiB':>10}{'GPU MiB':>9}"
     print(header)
     for device in devices:
         for config in args.configs:
@@ -134,14 +144,16 @@ def main() -> None:
                                "--precision", args.precision]
                     if args.tile:
                         command += ["--tile", str(args.tile)]
+                    if args.deconvolution:
+                        command += ["--deconvolution", args.deconvolution]
                     with competing_load(load):
                         row, error = run_child(command)
                     if error:
-                        print(f"{device:<8}{config:<10}{load:>5}{megapixels:>6} failed: {error}", flush=True)
+                        print(f"{device:<8}{config:<22}{load:>5}{megapixels:>6} failed: {error}", flush=True)
                         continue
                     row["load_threads"] = load
                     rows.append(row)
-                    print(f"{device:<8}{row['precision']:<6}{config:<10}{load:>5}{row['megapixels']:>6}{row['tile']:>6}"
+                    print(f"{device:<8}{row['precision']:<6}{row['config']:<22}{load:>5}{row['megapixels']:>6}{row['tile']:>6}"
                           f"{row['tiles']:>7}{row['seconds']:>9}{row['mp_per_s']:>8}{row['peak_host_mib']:>10}"
                           f"{row.get('peak_gpu_mib', '-'):>9}", flush=True)
                     write_json(args.json, rows)  # after every case: a stopped run keeps what it measured

@@ -32,7 +32,7 @@ from deblur.training.data import (DataReport, augment, load_sharp, random_crop, 
 from deblur.training.run_dir import RunDir
 
 ARCH = "deconvolution"
-LOG_PARAMETERS = ("filter_log_scales", "log_weight", "noise_slope")
+FAST_PARAMETERS = ("filter_log_scales", "log_weight", "noise_slope", "shrinkage_gains")
 
 
 @dataclass
@@ -53,7 +53,7 @@ class DeconvolutionTrainConfig:
     wrong_kernel_share: float = 0.5  # planes deconvolved with a perturbed kernel
     kernel_error: float = 0.3  # perturbation sigma up to this times the kernel's peak
     stage_weight: float = 0.1  # weight of the earlier stages' mean loss
-    log_lr_factor: float = 10.0  # learning-rate factor of the log-scale parameters (filter sizes, omega)
+    fast_lr_factor: float = 10.0  # learning-rate factor of FAST_PARAMETERS (log and logit scales)
     seed: int = 0
     val_every: int = 250
     val_count: int = 24
@@ -139,11 +139,13 @@ class DeconvolutionTrainer:
         self.config, self.photos, self.run_dir = config, photos, run_dir
         self.network = DeconvolutionNetwork(**config.network)
         self.ema = copy.deepcopy(self.network).requires_grad_(False)
-        # sizes (filter scales, omega) live on a log scale: a tenth of a unit there is a 10% change
-        logs = [p for name, p in self.network.named_parameters() if name.split(".")[-1] in LOG_PARAMETERS]
-        others = [p for name, p in self.network.named_parameters() if name.split(".")[-1] not in LOG_PARAMETERS]
-        self.optimizer = torch.optim.Adam([{"params": others, "lr_factor": 1.0},
-                                           {"params": logs, "lr_factor": config.log_lr_factor}], lr=config.lr)
+        # sizes (filter scales, omega) and shrinkage gains live on log and logit scales, where a step of
+        # lr is a negligible change; the filters' directions are unit vectors, where it is not
+        named = list(self.network.named_parameters())
+        fast = [p for name, p in named if name.split(".")[-1] in FAST_PARAMETERS]
+        slow = [p for name, p in named if name.split(".")[-1] not in FAST_PARAMETERS]
+        self.optimizer = torch.optim.Adam([{"params": slow, "lr_factor": 1.0},
+                                           {"params": fast, "lr_factor": config.fast_lr_factor}], lr=config.lr)
         self.step = 0
         generator = torch.Generator().manual_seed(12345)  # fixed: validation compares across runs
         val_config = DeconvolutionTrainConfig(**{**asdict(config), "batch_size": config.val_count})
