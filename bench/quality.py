@@ -15,11 +15,16 @@ Sets (from ../shared/data, evaluation only; never trained on):
   the case the shake model is for, with its true kernels;
 - gopro: gopro-avg, real motion blur from averaged GoPro frames, 1280x720;
 - levin: Levin et al.'s real camera shake, grayscale (run as gray replicated to RGB, scored gray),
-  scored as its authors do: PSNR at the best shift within +-5 px, 15 px border dropped (blind
-  methods recover the photo up to a translation; the true kernels are off-centre).
+  scored as its authors do: PSNR at the best shift within +-5 px in 0.25 px steps (bilinear),
+  15 px border dropped (blind methods recover the photo up to a translation; the true kernels
+  are off-centre).
 Diffusion models (DvSR) are measured at each --dvsr-settings point (steps x samples, seed 0);
 `--wiener` adds a Wiener filter given the true kernel where a set has one (a reference for the
-shake model). Metrics: PSNR and SSIM (deblur.metrics: [0, 1], clipped) per image, averaged per
+shake model), `--oracle` the hyper-Laplacian given the true kernel (what the shake model would
+reach with a perfect kernel), and `--deconvolution D` the shake model with the non-blind step D
+(learned, hyper-laplacian or a checkpoint) beside D given the true kernel. With --oracle, every
+blind row also gets Levin et al.'s error ratio: its per-image MSE over the oracle's (mean, and
+the share at 2 or less). Metrics: PSNR and SSIM (deblur.metrics: [0, 1], clipped) per image, averaged per
 set; "detail": the mean gradient magnitude over the sharp image's (1: as much fine detail, below:
 blurrier, above: noise or oversharpening; diffusion should move it towards 1); how many images end below the blurry input ("<in") and the worst gain; seconds per
 megapixel on this machine. Prints a table and writes JSON (default bench/results/quality.json).
@@ -132,6 +137,11 @@ def wiener_method() -> Method:
     return Method("wiener (true kernel)", wiener, uses_kernel=True)
 
 
+def deconvolver_method(label: str, deconvolver) -> Method:
+    """A non-blind deconvolution (shake/deconvolvers.py) given the true kernel: the oracle of the shake model."""
+    return Method(label, lambda pixels, kernel: deconvolver(pixels, kernel), uses_kernel=True)
+
+
 def adapt_method(label: str, engine: Deblurrer, iters: int, lr: float, crop_size: int, log: dict) -> Method:
     from deblur.training.adapt import AdaptOptions
 
@@ -164,12 +174,14 @@ def measure(methods: list[Method], sets: list[str], data: Path, limit: int | Non
         images = [(name, centre(b, crop), centre(s, crop), k) for name, b, s, k in SETS[set_name](data, limit)]
         scope = "all" if limit is None and crop is None else f"first {limit or 'all'}, centre {crop or 'full'}"
         usable = [m for m in methods if not m.uses_kernel or all(k is not None for *_, k in images)]
-        blurry_scores = None
+        blurry_scores, per_image = None, {}
         for method in usable:
             if not method.slow:
                 row, scores = _score(set_name, scope, method, images, blurry_scores)
                 blurry_scores = blurry_scores or scores
                 rows.append(row)
+                per_image[method.label] = (row, scores)
+        _add_error_ratios(per_image)
         if any(method.slow for method in usable):
             chosen = [(name, centre(b, subset_crop), centre(s, subset_crop), k) for name, b, s, k in images[:subset]]
             scope = f"first {subset}, centre {subset_crop or 'full'}"
@@ -179,6 +191,26 @@ def measure(methods: list[Method], sets: list[str], data: Path, limit: int | Non
                 blurry_scores = blurry_scores or scores
                 rows.append(row)
     return rows
+
+
+ORACLE = "hyper-laplacian (true kernel)"
+
+
+def _add_error_ratios(per_image: dict) -> None:
+    """Levin et al. 2009's kernel measure for every blind row of a set with true kernels: per image, the
+    error (MSE) of its result over the error of the same deconvolution given the true kernel (1: as
+    good as the true kernel); the mean and the share of images at 2 or less ("success" in their paper)."""
+    if ORACLE not in per_image:
+        return
+    oracle = [score[0] for score in per_image[ORACLE][1]]
+    for label, (row, scores) in per_image.items():
+        if label == ORACLE or label == "blurry input" or "(true kernel)" in label:
+            continue
+        ratios = [10 ** ((true - score[0]) / 10) for score, true in zip(scores, oracle)]
+        row["error_ratio_mean"] = round(float(np.mean(ratios)), 3)
+        row["error_ratio_at_most_2"] = round(float(np.mean([r <= 2 for r in ratios])), 3)
+        print(f"{'':<14}{'':<22}{label:<36} error ratio over the true kernel's: mean {row['error_ratio_mean']:.2f}, "
+              f"<= 2 for {row['error_ratio_at_most_2']:.0%}")
 
 
 def _score(set_name: str, scope: str, method: Method, images: list, blurry_scores: list | None):
@@ -225,6 +257,11 @@ def main() -> None:
     parser.add_argument("--adapt", action="store_true", help="also each model + test-time adaptation")
     parser.add_argument("--wiener", action="store_true", help="also a Wiener filter given the true kernel "
                                                               "(sets that have one)")
+    parser.add_argument("--oracle", action="store_true", help="also the hyper-Laplacian deconvolution given the "
+                                                              "true kernel (sets that have one)")
+    parser.add_argument("--deconvolution", action="append", default=[],
+                        help="also the shake model with this non-blind step (learned, hyper-laplacian or a "
+                             "checkpoint), and that step given the true kernel (repeatable)")
     parser.add_argument("--dvsr-settings", nargs="+", default=["0", "10x4", "100"],
                         help="diffusion models: STEPSxSAMPLES[@END] settings to measure (0: the predictor "
                              "alone; END: the schedule's last beta, as --schedule-end)")
@@ -268,6 +305,15 @@ def main() -> None:
                                         args.adapt_crop_size, adapt_log))
     if args.wiener:
         methods.append(wiener_method())
+    if args.oracle:
+        from deblur.shake.deconvolvers import HyperLaplacian
+
+        methods.append(deconvolver_method(ORACLE, HyperLaplacian()))
+    for choice in args.deconvolution:
+        name = f"learned {Path(choice).parent.name}/" if choice.endswith(".safetensors") else choice
+        engine = Deblurrer("shake", deconvolution=choice, device=args.device)
+        methods.append(engine_method(f"shake, {name} deconvolution", engine))
+        methods.append(deconvolver_method(f"{name} (true kernel)", engine.restorer.options.deconvolver))
     print(f"{'set':<14}{'images':<22}{'method':<36}{'n':>4}{'PSNR':>9}{'SSIM':>8}{'detail':>7}{'<in':>5}{'worst':>8}{'s/MP':>9}")
     rows = measure(methods, args.sets, args.data, args.limit, args.crop, args.subset, args.subset_crop or None)
     adaptation = {label: {"self_reblur_before": round(float(np.mean([r["self_reblur_before"] for r in runs])), 6),
