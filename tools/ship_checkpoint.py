@@ -1,6 +1,7 @@
 """Bundle a trained run as a shipped model: the checkpoint into src/deblur/weights/, its entry into the manifest.
 
     python tools/ship_checkpoint.py xydeblur /work/runs/xydeblur-tiny-reblur --hardware "2 CPU cores"
+    python tools/ship_checkpoint.py shake campaign/deconvolution --part deconvolution --hardware "2 CPU cores"
 
 The checkpoint is the run's EMA weights (and reblurring module), stored in fp16 unless --fp32.
 The manifest entry gets the file's sha256 and size, the configuration, the licence note, and the
@@ -32,6 +33,11 @@ DATA_LICENCE = ("Weights: trained by the deblur project, released with the code 
 TRAINING_DATA = ("../shared/data/train-sharp (BSDS500 432, Sun-Hays 80, Urban100 12, DIV2K 3, McMaster 18 photos), "
                  "blurred on the fly: camera shake, Gaussian, defocus and spatially varying blur, Poisson-Gaussian "
                  "noise, JPEG; validated on val-sharp/kodak24 with fixed seeded blur (never trained on)")
+PART_DATA = {"deconvolution": (
+    "../shared/data/train-sharp (BSDS500 432, Sun-Hays 80, Urban100 12, DIV2K 3, McMaster 18 photos; 8 held out "
+    "for validation), one colour channel of a crop at a time, blurred with camera-shake kernels (7-35 px), "
+    "Gaussian and signal-dependent noise, 8-bit rounding, a fifth with highlights clipped after the blur; "
+    "deconvolved given the kernel, half of the time a perturbed one")}
 # TrainConfig fields that `deblur train` / `deblur finetune` take as --flags of the same name
 FLAGS = ("steps", "batch_size", "crop", "lr", "optimizer", "schedule", "warmup", "step_every", "clip", "ema",
          "fft_weight", "reblur_weight", "predictor_weight", "seed", "val_every", "log_every")
@@ -49,9 +55,10 @@ def run_command(config: dict) -> str:
     if config.get("init") is not None:
         words += ["--weights", Path(config["init"]).parent.name + "/model.safetensors"]
     else:
-        words += ["--model", train["arch"]]
-        words += [f"--config {key}={value}" for key, value in sorted(train["config"].items())]
-    words += [_data_path(p) for p in data["pairs"]]
+        words += ["--model", config.get("arch") or train["arch"]]  # deconvolution runs name it at the top
+        settings = train.get("config", train.get("network", {}))
+        words += [f"--config {key}={value}" for key, value in sorted(settings.items())]
+    words += [_data_path(p) for p in data.get("pairs", [])]
     words += [f"--sharp {_data_path(p)}" for p in data["sharp"]]
     if data.get("val"):
         words += ["--val", _data_path(data["val"])]
@@ -103,7 +110,13 @@ def main() -> None:
     parser.add_argument("--description", default=None)
     parser.add_argument("--fp32", action="store_true", help="keep fp32 (when half precision hurts the model)")
     parser.add_argument("--inference", default="{}", help="JSON: the entry's inference defaults")
+    parser.add_argument("--part", default=None, help="ship the run as this file of the model instead of its "
+                                                     "weights, e.g. deconvolution: the shake model's learned step "
+                                                     "(kept in fp32)")
     args = parser.parse_args()
+    if args.part:
+        ship_part(args)
+        return
 
     source = RunDir(args.run_dir).model_file
     state, metadata = read_checkpoint(source)
@@ -133,6 +146,27 @@ def main() -> None:
     }
     MANIFEST.write_text(json.dumps(manifest, indent=2) + "\n")
     print(f"{target} ({target.stat().st_size} bytes) and the '{args.name}' entry of {MANIFEST.name} written")
+
+
+def ship_part(args) -> None:
+    """A trained part of a model that is otherwise an algorithm (the shake model's learned deconvolution):
+    a file of its entry, with its own training recipe; the entry's arch and config stay."""
+    source = RunDir(args.run_dir).model_file
+    state, metadata = read_checkpoint(source)
+    arch, config = checkpoint_arch(metadata, source)
+    target = WEIGHTS / f"{args.name}_{args.part}.safetensors"
+    write_checkpoint(target, _cast(state, torch.float32), arch, config)
+    manifest = json.loads(MANIFEST.read_text())
+    entry = manifest["models"][args.name]
+    entry["files"][args.part] = {"filename": target.name, "sha256": sha256_file(target),
+                                 "size": target.stat().st_size}
+    entry["sources"] = {**entry.get("sources", {}), "bundled": True}
+    entry["licence"] = LICENCE
+    entry["training"][args.part] = {"data": PART_DATA.get(args.part, TRAINING_DATA), "data_licence": DATA_LICENCE, "precision": "fp32",
+                                    "phases": recipe(args.run_dir, args.hardware)}
+    entry["inference"] = {**entry.get("inference", {}), **json.loads(args.inference)}
+    MANIFEST.write_text(json.dumps(manifest, indent=2) + "\n")
+    print(f"{target} ({target.stat().st_size} bytes) written as '{args.part}' of the '{args.name}' entry")
 
 
 if __name__ == "__main__":

@@ -127,9 +127,10 @@ class DeconvolutionStage(nn.Module):
         self.shrinkage_gains = nn.Parameter(raw.repeat(2 + filters, 1))  # per filter, at the knots
 
     def all_filters(self) -> torch.Tensor:
-        directions = self.filter_directions - self.filter_directions.mean((-2, -1), keepdim=True)  # zero mean:
-        directions = directions / directions.flatten(1).norm(dim=1).clamp_min(1e-8)[:, None, None, None]  # flat
-        learned = directions * self.filter_log_scales.exp()[:, None, None, None]  # areas stay untouched
+        # zero mean (flat areas give no response, as for the gradients), unit norm, then scaled
+        directions = self.filter_directions - self.filter_directions.mean((-2, -1), keepdim=True)
+        directions = directions / directions.flatten(1).norm(dim=1).clamp_min(1e-8)[:, None, None, None]
+        learned = directions * self.filter_log_scales.exp()[:, None, None, None]
         return torch.cat([self.gradients, learned])
 
     def shrinkage_table(self) -> torch.Tensor:
