@@ -47,7 +47,7 @@ def _blurred(scene, kernel, sigma=0.005, seed=1):
 def test_the_shrinkage_gradients_are_those_of_the_function():
     torch.manual_seed(0)
     responses = (torch.randn(2, 3, 5, 5, dtype=torch.float64) * 0.4).requires_grad_()
-    table = torch.rand(3, 9, dtype=torch.float64).cumsum(1).mul(0.1).requires_grad_()
+    table = torch.rand(2, 3, 9, dtype=torch.float64).cumsum(-1).mul(0.1).requires_grad_()  # per plane and filter
     assert torch.autograd.gradcheck(lambda v, t: _OddPiecewiseLinear.apply(v, t, 0.6), (responses, table))
 
 

@@ -5,7 +5,9 @@ deconvolution network (ICCV 2017). The hyper-Laplacian (deconvolve.py) alternate
 z_i = shrink(f_i * x) and x = argmin ||k * x - y||^2 + omega sum_i ||f_i * x - z_i||^2 with two
 fixed gradient filters, one fixed shrinkage and omega rising on a fixed schedule. Here each stage
 learns its own filters (beside the two gradients, kept so that the FFT solve is never singular),
-one odd piecewise-linear shrinkage per filter, and omega as a function of the noise level. A stage
+one odd piecewise-linear shrinkage per filter (two, for a clean and a noisy photo, blended by the
+photo's noise level: a clean photo wants its fine detail kept, a noisy one shrunk), and omega as a
+function of the noise level. A stage
 is still one FFT solve plus small convolutions, so a whole photo runs as the hyper-Laplacian does;
 initialised as that hyper-Laplacian (the extra filters start near zero), training starts from it.
 
@@ -28,7 +30,15 @@ from deblur.shake.fourier import psf2otf
 NOISE_FLOOR = 1e-3  # noise estimates below this are taken as this (the estimator's own error)
 SIGMA_CENTRE = 0.01  # omega's log-linear model is centred here
 MAX_GAIN = 1.5  # a shrinkage function may amplify a filter response at most this much
+CLEAN_NOISE, NOISY_NOISE = 0.003, 0.03  # the noise levels of the two shrinkage tables (8-bit quantisation, high ISO)
 FILTER_SCALE = 0.03  # the learned filters' starting size: as good as none (0.1 would cost 0.1 dB at the start)
+
+
+def noise_blend(sigma: torch.Tensor) -> torch.Tensor:
+    """How far (0 to 1) a noise level is from a clean photo's (CLEAN_NOISE) to a noisy one's (NOISY_NOISE),
+    linear in log sigma: the share of the noisy shrinkage tables."""
+    t = (torch.log(sigma) - math.log(CLEAN_NOISE)) / (math.log(NOISY_NOISE) - math.log(CLEAN_NOISE))
+    return t.clamp(0, 1)
 
 
 def _dct_filters(count: int, size: int) -> torch.Tensor:
@@ -42,22 +52,24 @@ def _dct_filters(count: int, size: int) -> torch.Tensor:
 
 
 class _OddPiecewiseLinear(torch.autograd.Function):
-    """y = sign(v) phi_m(|v|) for responses v (N, M, H, W), phi_m linear between the knots of row m of
-    `table` (M, G) spread over [0, reach], and continued with slope 1 beyond.
+    """y = sign(v) phi_nm(|v|) for responses v (N, M, H, W), phi_nm linear between the knots of row
+    (n, m) of `table` (N, M, G) spread over [0, reach] (each plane its own, for its noise level), and
+    continued with slope 1 beyond.
 
     Written out because autograd's gather and scatter for a table lookup cost three times the
     convolutions on the CPU; here the table's gradient is two bincounts."""
 
     @staticmethod
     def forward(ctx, responses, table, reach: float):
-        filters, knots = table.shape
+        samples, filters, knots = table.shape
         scale = (knots - 1) / reach
         magnitude = responses.abs()
         position = magnitude * scale
         beyond = position >= knots - 1
         index = position.long().clamp_(max=knots - 2)  # beyond: the last segment, at its end (frac 1)
         frac = torch.where(beyond, 1.0, position - index)
-        index += (torch.arange(filters, device=responses.device) * knots)[None, :, None, None]
+        rows = torch.arange(samples * filters, device=responses.device).view(samples, filters, 1, 1)
+        index += rows.expand(responses.shape[0], filters, 1, 1) * knots
         flat, at = table.flatten(), index.flatten()
         low = torch.index_select(flat, 0, at).view_as(index)
         high = torch.index_select(flat, 0, at + 1).view_as(index)
@@ -72,7 +84,7 @@ class _OddPiecewiseLinear(torch.autograd.Function):
         index, frac, slope, negative = ctx.saved_tensors
         grad_responses = grad * slope
         signed = torch.where(negative, -grad, grad)
-        size = ctx.table_shape[0] * ctx.table_shape[1]
+        size = ctx.table_shape.numel()
         flat_index = index.flatten()
         grad_table = (torch.bincount(flat_index, (signed * (1 - frac)).flatten(), size)
                       + torch.bincount(flat_index + 1, (signed * frac).flatten(), size))
@@ -80,8 +92,8 @@ class _OddPiecewiseLinear(torch.autograd.Function):
 
 
 def _shrink_for_inference(responses: torch.Tensor, table: torch.Tensor, reach: float) -> torch.Tensor:
-    """_OddPiecewiseLinear's forward without what its backward needs: each segment's intercept and
-    slope looked up by 32-bit index (the last segment continues beyond the reach with slope 1)."""
+    """_OddPiecewiseLinear's forward for one plane's table (M, G) without what its backward needs: each
+    segment's intercept and slope looked up by 32-bit index (the last continues with slope 1)."""
     filters, knots = table.shape
     scale = (knots - 1) / reach
     slopes = torch.cat([(table[:, 1:] - table[:, :-1]) * scale, torch.ones_like(table[:, :1])], 1)
@@ -124,7 +136,8 @@ class DeconvolutionStage(nn.Module):
         gain = np.clip(gain / MAX_GAIN, 0.01, 0.99)
         raw = torch.from_numpy(np.log(gain / (1 - gain))).float()
         self.register_buffer("knots", torch.from_numpy(grid).float())
-        self.shrinkage_gains = nn.Parameter(raw.repeat(2 + filters, 1))  # per filter, at the knots
+        # per filter, at the knots, for a clean photo and for a noisy one (blended by noise_blend)
+        self.shrinkage_gains = nn.Parameter(raw.repeat(2, 2 + filters, 1))
 
     def all_filters(self) -> torch.Tensor:
         # zero mean (flat areas give no response, as for the gradients), unit norm, then scaled
@@ -133,26 +146,29 @@ class DeconvolutionStage(nn.Module):
         learned = directions * self.filter_log_scales.exp()[:, None, None, None]
         return torch.cat([self.gradients, learned])
 
-    def shrinkage_table(self) -> torch.Tensor:
-        """phi at the knots, per filter (M, G)."""
-        return self.knots * (MAX_GAIN * torch.sigmoid(self.shrinkage_gains))
+    def shrinkage_table(self, sigma: torch.Tensor) -> torch.Tensor:
+        """phi at the knots, per plane and filter (N, M, G), for noise levels sigma (N,)."""
+        gains = MAX_GAIN * torch.sigmoid(self.shrinkage_gains)
+        t = noise_blend(sigma)[:, None, None]
+        return self.knots * ((1 - t) * gains[0] + t * gains[1])
 
     def weight(self, sigma: torch.Tensor) -> torch.Tensor:
         """omega per plane (N,) for noise levels sigma (N,)."""
         return torch.exp(self.log_weight + self.noise_slope * torch.log(sigma / SIGMA_CENTRE))
 
-    def shrink(self, responses: torch.Tensor) -> torch.Tensor:
+    def shrink(self, responses: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         """Each filter's odd piecewise-linear shrinkage of its responses (N, M, H, W); slope 1 past the reach."""
-        table = self.shrinkage_table()
+        table = self.shrinkage_table(sigma)
         if torch.is_grad_enabled():
             return _OddPiecewiseLinear.apply(responses, table, self.reach)
-        return _shrink_for_inference(responses, table, self.reach)
+        return torch.cat([_shrink_for_inference(responses[i:i + 1], table[i], self.reach)
+                          for i in range(responses.shape[0])])
 
-    def regulariser(self, x: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
+    def regulariser(self, x: torch.Tensor, filters: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         """sum_i f_i^T shrink_i(f_i * x), circularly: the right-hand side's prior part."""
         pad = self.size // 2
         responses = F.conv2d(F.pad(x, (2 * pad,) * 4, mode="circular"), filters)  # a margin for the adjoint
-        return _adjoint(self.shrink(responses), filters)
+        return _adjoint(self.shrink(responses, sigma), filters)
 
     def forward(self, x, data_top, data_bottom, sigma, rows: int | None = None):
         filters = self.all_filters()
@@ -161,11 +177,12 @@ class DeconvolutionStage(nn.Module):
         autocorrelation = F.conv2d(F.pad(filters.transpose(0, 1), (self.size - 1,) * 4), filters.transpose(0, 1))
         filters_bottom = psf2otf(autocorrelation[0, 0], shape).real
         omega = self.weight(sigma)[:, None, None, None]
-        prior = self.regulariser(x, filters) if rows is None else self._regulariser_in_strips(x, filters, rows)
+        prior = (self.regulariser(x, filters, sigma) if rows is None
+                 else self._regulariser_in_strips(x, filters, sigma, rows))
         top = data_top + omega * torch.fft.rfft2(prior)
         return torch.fft.irfft2(top / (data_bottom + omega * filters_bottom), s=shape)
 
-    def _regulariser_in_strips(self, x, filters, rows: int) -> torch.Tensor:
+    def _regulariser_in_strips(self, x, filters, sigma, rows: int) -> torch.Tensor:
         """The regulariser a band of rows at a time: a big photo's responses (M planes) never all exist."""
         halo = 2 * (self.size // 2)
         height = x.shape[-2]
@@ -174,7 +191,7 @@ class DeconvolutionStage(nn.Module):
         for start in range(0, height, rows):
             stop = min(start + rows, height)
             band = F.pad(wrapped[..., start:stop + 2 * halo, :], (halo, halo, 0, 0), mode="circular")
-            out[..., start:stop, :] = _adjoint(self.shrink(F.conv2d(band, filters)), filters)
+            out[..., start:stop, :] = _adjoint(self.shrink(F.conv2d(band, filters), sigma), filters)
         return out
 
 
@@ -231,16 +248,17 @@ def noise_sigmas(planes: torch.Tensor) -> torch.Tensor:
 
 def deconvolve_learned(pixels: np.ndarray, kernel: np.ndarray, network: DeconvolutionNetwork,
                        device: str | torch.device = "cpu", rows: int = 32, on_channel=None) -> np.ndarray:
-    """Deconvolve H x W x C float32 pixels in [0, 1] with `kernel` by the network, one channel at a time
-    (as deconvolve does: the photo's noise level from its mean, padding and tapering for the FFT)."""
+    """Deconvolve H x W x C float32 pixels in [0, 1] with `kernel` by the network, one channel at a time,
+    padded and tapered for the FFT as deconvolve does. Each channel's noise level is its own, as in
+    training (the mean of three channels would read about 1.7x too clean)."""
     device = torch.device(device)
-    sigma = torch.tensor([noise_sigma(pixels.mean(axis=2))], dtype=torch.float32, device=device)
     kernel_t = torch.from_numpy(np.asarray(kernel, np.float32)).to(device)
     network = network.to(device).eval()
     out = np.empty_like(pixels, dtype=np.float32)
     for channel in range(pixels.shape[2]):
         plane = torch.from_numpy(np.ascontiguousarray(pixels[..., channel], np.float32)).to(device)
         padded, top, left = pad_for_fft(plane, kernel_t)
+        sigma = torch.tensor([noise_sigma(pixels[..., channel])], dtype=torch.float32, device=device)
         with torch.no_grad():
             result = network(padded[None, None], kernel_t[None], sigma, rows=rows)[0, 0]
         out[..., channel] = result[top:top + plane.shape[0], left:left + plane.shape[1]].cpu().numpy()

@@ -1,12 +1,13 @@
 """Training the learned non-blind deconvolution (shake/deconvolution_network.py) on sharp photos.
 
 Each step blurs gray crops (one random colour channel of a sharp photo) with the project's camera-
-shake kernels, adds sensor noise and 8-bit rounding, sometimes clips highlights first, and pads and
+shake kernels, adds sensor noise (40% of the planes as clean as a good camera at base ISO, the rest
+up to high-ISO levels) and 8-bit rounding, sometimes clips highlights first, and pads and
 tapers them exactly as a photo is padded at inference. The network is given the kernel, or, for a
 share of the batch, a perturbed one (noise on and around its support): estimated kernels are never
 exact, and a deconvolution trained only on true kernels rings on the wrong ones (Vasu et al. 2018).
-The loss is the MSE of the last stage plus a little of every earlier one (each stage stays a
-sensible deconvolution, as when stages are trained greedily). Adam, warm-up and cosine, an EMA of
+The loss is the mean log MSE of the planes (their mean PSNR) at the last stage, plus a little of
+every earlier one (each stage stays a sensible deconvolution, as when stages are trained greedily). Adam, warm-up and cosine, an EMA of
 the weights (saved and validated), everything resumable from the run folder (training/run_dir.py).
 """
 
@@ -46,11 +47,13 @@ class DeconvolutionTrainConfig:
     warmup: int = 100
     clip: float = 1.0
     ema: float = 0.999
-    noise: tuple = (0.002, 0.03)  # Gaussian sigma, drawn log-uniformly
-    shot_max: float = 0.001  # signal-dependent variance factor, drawn uniformly up to this
+    noise: tuple = (0.004, 0.04)  # Gaussian sigma of noisy planes, drawn log-uniformly
+    shot_max: float = 0.001  # their signal-dependent variance factor, drawn uniformly up to this
+    clean_share: float = 0.4  # planes as clean as a good camera's at base ISO (Levin et al.'s set: 0.3%)
+    clean_noise: tuple = (0.0005, 0.004)  # their Gaussian sigma, log-uniform, and no signal-dependent part
     clipped_share: float = 0.2  # crops brightened up to clipped_gain and clipped before the blur
     clipped_gain: float = 1.6
-    wrong_kernel_share: float = 0.5  # planes deconvolved with a perturbed kernel
+    wrong_kernel_share: float = 0.0  # planes deconvolved with a perturbed kernel (see the campaign README)
     kernel_error: float = 0.3  # perturbation sigma up to this times the kernel's peak
     stage_weight: float = 0.1  # weight of the earlier stages' mean loss
     fast_lr_factor: float = 10.0  # learning-rate factor of FAST_PARAMETERS (log and logit scales)
@@ -108,9 +111,9 @@ def make_batch(photos: list[np.ndarray], config: DeconvolutionTrainConfig, gener
     scene = torch.where(clipped[:, None, None, None], sharp * gain[:, None, None, None], sharp)
     kernels = kernel_synthesis.motion_kernels(n, generator, size=size)
     blurry = kernel_synthesis.blur_valid(scene, kernels)
-    low, high = (math.log(v) for v in config.noise)
-    sigma = torch.exp(low + (high - low) * torch.rand(n, generator=generator))[:, None, None, None]
-    shot = config.shot_max * torch.rand(n, generator=generator)[:, None, None, None]
+    clean = (torch.rand(n, generator=generator) < config.clean_share)[:, None, None, None]
+    sigma = torch.where(clean, _log_uniform(config.clean_noise, n, generator), _log_uniform(config.noise, n, generator))
+    shot = torch.where(clean, 0.0, config.shot_max * torch.rand(n, generator=generator)[:, None, None, None])
     std = (sigma**2 + shot * blurry.clamp(0, 1)).sqrt()
     blurry = blurry + std * torch.randn(blurry.shape, generator=generator)
     blurry = (blurry.clamp(0, 1) * 255).round() / 255
@@ -121,6 +124,11 @@ def make_batch(photos: list[np.ndarray], config: DeconvolutionTrainConfig, gener
     return padded, given, noise_sigmas(blurry), target, top, left
 
 
+def _log_uniform(bounds: tuple, n: int, generator: torch.Generator) -> torch.Tensor:
+    low, high = (math.log(v) for v in bounds)
+    return torch.exp(low + (high - low) * torch.rand(n, generator=generator))[:, None, None, None]
+
+
 def lr_factor(config: DeconvolutionTrainConfig, step: int) -> float:
     if step < config.warmup:
         return (step + 1) / config.warmup
@@ -129,8 +137,15 @@ def lr_factor(config: DeconvolutionTrainConfig, step: int) -> float:
 
 
 def _mse(output, target, top, left):
+    """The mean squared error of each plane (N,) inside the crop."""
     height, width = target.shape[-2:]
-    return (output[..., top:top + height, left:left + width] - target).square().mean()
+    return (output[..., top:top + height, left:left + width] - target).square().flatten(1).mean(1)
+
+
+def _log_error(output, target, top, left):
+    """Mean log MSE over the planes: every plane's PSNR counts alike. A plain MSE lets the noisy planes,
+    whose errors are ten times larger, decide everything: that network lost 1.1-1.5 dB on clean photos."""
+    return _mse(output, target, top, left).clamp_min(1e-10).log().mean()
 
 
 class DeconvolutionTrainer:
@@ -171,8 +186,9 @@ class DeconvolutionTrainer:
         for group in self.optimizer.param_groups:
             group["lr"] = config.lr * group["lr_factor"] * lr_factor(config, self.step)
         outputs = self.network(padded, given, sigma, every_stage=True)
-        final = _mse(outputs[-1], target, top, left)
-        earlier = torch.stack([_mse(o, target, top, left) for o in outputs[:-1]]).mean() if len(outputs) > 1 else 0
+        final = _log_error(outputs[-1], target, top, left)
+        earlier = (torch.stack([_log_error(o, target, top, left) for o in outputs[:-1]]).mean()
+                   if len(outputs) > 1 else 0)
         loss = final + config.stage_weight * earlier
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -184,7 +200,7 @@ class DeconvolutionTrainer:
             for mine, theirs in zip(self.ema.parameters(), self.network.parameters()):
                 mine.lerp_(theirs, 1 - decay)
         self.step += 1
-        return {"step": self.step, "loss": loss.item(), "train_psnr": -10 * math.log10(max(final.item(), 1e-12))}
+        return {"step": self.step, "loss": loss.item(), "train_psnr": -10 / math.log(10) * final.item()}
 
     def validate(self) -> dict:
         """PSNR and SSIM of the EMA weights on the fixed held-out planes, beside the blurry planes'."""
@@ -237,7 +253,8 @@ def start_deconvolution_run(config: DeconvolutionTrainConfig | None, sharp: list
     run = RunDir(run_dir)
     if resume:
         saved = run.read_config()
-        config = DeconvolutionTrainConfig(**{**saved["train"], "noise": tuple(saved["train"]["noise"])})
+        tuples = {key: tuple(value) for key, value in saved["train"].items() if isinstance(value, list)}
+        config = DeconvolutionTrainConfig(**{**saved["train"], **tuples})
         config.steps = config.steps if steps is None else steps
         sharp = saved["data"]["sharp"]
     elif run.has_run():
