@@ -18,7 +18,9 @@ from deblur.training import kernels
 from deblur.weights import load_model
 
 MANIFEST = load_manifest()
-BUNDLED = [name for name, entry in MANIFEST.models.items() if entry.bundled]
+BUNDLED = [name for name, entry in MANIFEST.models.items() if entry.bundled and "weights" in entry.files]
+PARTS = [(name, role) for name, entry in MANIFEST.models.items() if entry.bundled
+         for role in entry.files if role != "weights"]  # trained parts of a model, e.g. shake's deconvolution
 
 
 def test_the_default_model_ships_in_the_package_with_its_reblurring_module():
@@ -71,3 +73,36 @@ def test_the_default_model_sharpens_synthetic_camera_shake():
             restored = network(blurry).clamp(0, 1)
         gains.append(psnr(restored, target).item() - psnr(blurry, target).item())
     assert min(gains) > 0.1, gains
+
+
+@pytest.mark.parametrize("name, role", PARTS)
+def test_a_bundled_part_matches_its_manifest_entry_and_says_how_it_was_trained(name, role):
+    from deblur.store import ModelStore
+
+    entry = MANIFEST.entry(name)
+    resolved = ModelStore().fetch(entry, offline=True)[role]
+    assert resolved.origin == "bundled" and resolved.verification == "sha256 from the manifest"
+    spec = entry.files[role]
+    assert resolved.path.stat().st_size == spec.size and sha256_file(resolved.path) == spec.sha256
+    assert entry.training[role]["phases"] and entry.training[role]["data"]
+    assert spec.size <= 1_000_000
+
+
+def test_the_shipped_learned_deconvolution_deconvolves_a_known_blur_offline():
+    from deblur.deblurrer import Deblurrer
+
+    if ("shake", "deconvolution") not in PARTS:
+        pytest.skip("no learned deconvolution is shipped")
+    sharp = np.kron(np.random.default_rng(1).random((12, 12, 1)), np.ones((6, 6, 3))).astype(np.float32)
+    kernel = np.zeros((9, 9))
+    kernel[4, 1:8] = 1 / 7
+    blurry = kernels.blur_valid(torch.from_numpy(sharp).permute(2, 0, 1)[None], torch.from_numpy(kernel)[None].float())
+    blurry = blurry[0].permute(1, 2, 0).numpy()
+    engine = Deblurrer("shake", kernel=kernel, deconvolution="learned", offline=True)
+    restored, report = engine.restore_pixels(blurry)
+    assert report.details["shake"]["deconvolution"] == "learned"
+    target = torch.from_numpy(sharp[4:-4, 4:-4]).permute(2, 0, 1)[None]
+    def score(image):
+        return psnr(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None][..., 6:-6, 6:-6],
+                    target[..., 6:-6, 6:-6]).item()
+    assert score(restored) > score(blurry) + 5
