@@ -11,7 +11,7 @@ import typer
 from deblur.cli.console import Reporter, exit_on_errors
 from deblur.errors import UsageError
 
-DECONVOLUTION = "deconvolution"  # the learned non-blind step of the shake model, not a deblurring network
+DECONVOLUTION = "deconvolution"  # deblur.shake.deconvolvers.ARCH, not imported: the CLI starts without torch
 
 TRAIN_HELP = """Train a deblurring network from scratch.
 

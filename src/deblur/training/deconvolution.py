@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from deblur.errors import UsageError
 from deblur.metrics import psnr, ssim
+from deblur.shake.deconvolvers import ARCH
 from deblur.shake.deconvolution_network import DeconvolutionNetwork, noise_sigmas
 from deblur.shake.fourier import edgetaper, fast_length
 from deblur.training import kernels as kernel_synthesis
@@ -32,7 +33,6 @@ from deblur.training.data import (DataReport, augment, load_sharp, random_crop, 
                                   step_generator)
 from deblur.training.run_dir import RunDir
 
-ARCH = "deconvolution"
 FAST_PARAMETERS = ("filter_log_scales", "log_weight", "noise_slope", "shrinkage_gains")
 
 
