@@ -112,13 +112,17 @@ def _betas(settings: DeconvolutionSettings) -> list[float]:
 
 
 def pad_for_fft(plane: torch.Tensor, kernel: torch.Tensor) -> tuple[torch.Tensor, int, int]:
-    """Replicate-pad by at least the kernel size to FFT-friendly sizes and taper the border so it wraps."""
-    size = kernel.shape[0]
-    height, width = plane.shape
+    """Replicate-pad by at least the kernel size to FFT-friendly sizes and taper the border so it wraps.
+    A plane (H, W) with a kernel (K, K), or a batch (N, 1, H, W) with one kernel each (N, K, K)."""
+    size = kernel.shape[-1]
+    height, width = plane.shape[-2:]
     full_h, full_w = fast_length(height + 2 * size), fast_length(width + 2 * size)
     top, left = (full_h - height) // 2, (full_w - width) // 2
-    padded = F.pad(plane[None, None], (left, full_w - width - left, top, full_h - height - top), mode="replicate")[0, 0]
-    return edgetaper(padded, kernel, ramp=min(top, left)), top, left
+    batch = plane if plane.dim() == 4 else plane[None, None]
+    padded = F.pad(batch, (left, full_w - width - left, top, full_h - height - top), mode="replicate")
+    if plane.dim() == 4:
+        return edgetaper(padded, kernel[:, None], ramp=min(top, left)), top, left
+    return edgetaper(padded[0, 0], kernel, ramp=min(top, left)), top, left
 
 
 def _deconvolve_plane(plane: torch.Tensor, kernel: torch.Tensor, weight: float, shrinkers, betas) -> torch.Tensor:

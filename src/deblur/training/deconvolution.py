@@ -27,11 +27,12 @@ from deblur.errors import UsageError
 from deblur.metrics import psnr, ssim
 from deblur.shake.deconvolvers import ARCH
 from deblur.shake.deconvolution_network import DeconvolutionNetwork, noise_sigmas
-from deblur.shake.fourier import edgetaper, fast_length
+from deblur.shake.deconvolve import pad_for_fft
 from deblur.training import kernels as kernel_synthesis
 from deblur.training.data import (DataReport, augment, load_sharp, random_crop, refuse_problems, split_holdout,
                                   step_generator)
 from deblur.training.run_dir import RunDir
+from deblur.training.trainer import cosine_after_warmup, update_ema
 
 FAST_PARAMETERS = ("filter_log_scales", "log_weight", "noise_slope", "shrinkage_gains")
 
@@ -61,16 +62,6 @@ class DeconvolutionTrainConfig:
     val_every: int = 250
     val_count: int = 24
     log_every: int = 20
-
-
-def pad_planes(planes: torch.Tensor, kernels: torch.Tensor) -> tuple[torch.Tensor, int, int]:
-    """deconvolve.pad_for_fft for a batch (N, 1, H, W) with one kernel each (N, K, K)."""
-    size = kernels.shape[-1]
-    height, width = planes.shape[-2:]
-    full_h, full_w = fast_length(height + 2 * size), fast_length(width + 2 * size)
-    top, left = (full_h - height) // 2, (full_w - width) // 2
-    padded = F.pad(planes, (left, full_w - width - left, top, full_h - height - top), mode="replicate")
-    return edgetaper(padded, kernels[:, None], ramp=min(top, left)), top, left
 
 
 def perturb_kernels(kernels: torch.Tensor, generator: torch.Generator, share: float, error: float) -> torch.Tensor:
@@ -120,20 +111,13 @@ def make_batch(photos: list[np.ndarray], config: DeconvolutionTrainConfig, gener
     margin = (size - 1) // 2
     target = scene[..., margin:-margin, margin:-margin].clamp(max=1)
     given = trim_kernels(perturb_kernels(kernels, generator, config.wrong_kernel_share, config.kernel_error))
-    padded, top, left = pad_planes(blurry, given)
+    padded, top, left = pad_for_fft(blurry, given)
     return padded, given, noise_sigmas(blurry), target, top, left
 
 
 def _log_uniform(bounds: tuple, n: int, generator: torch.Generator) -> torch.Tensor:
     low, high = (math.log(v) for v in bounds)
     return torch.exp(low + (high - low) * torch.rand(n, generator=generator))[:, None, None, None]
-
-
-def lr_factor(config: DeconvolutionTrainConfig, step: int) -> float:
-    if step < config.warmup:
-        return (step + 1) / config.warmup
-    progress = min(1.0, (step - config.warmup) / max(1, config.steps - config.warmup))
-    return config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 def _mse(output, target, top, left):
@@ -184,7 +168,8 @@ class DeconvolutionTrainer:
         config = self.config
         padded, given, sigma, target, top, left = make_batch(self.photos, config, step_generator(config.seed, self.step))
         for group in self.optimizer.param_groups:
-            group["lr"] = config.lr * group["lr_factor"] * lr_factor(config, self.step)
+            group["lr"] = config.lr * group["lr_factor"] * cosine_after_warmup(self.step, config.warmup, config.steps,
+                                                                               config.min_lr_ratio)
         outputs = self.network(padded, given, sigma, every_stage=True)
         final = _log_error(outputs[-1], target, top, left)
         earlier = (torch.stack([_log_error(o, target, top, left) for o in outputs[:-1]]).mean()
@@ -195,10 +180,7 @@ class DeconvolutionTrainer:
         if config.clip:
             torch.nn.utils.clip_grad_norm_(self.network.parameters(), config.clip)
         self.optimizer.step()
-        with torch.no_grad():
-            decay = min(config.ema, (1 + self.step) / (10 + self.step))
-            for mine, theirs in zip(self.ema.parameters(), self.network.parameters()):
-                mine.lerp_(theirs, 1 - decay)
+        update_ema(self.ema, self.network, self.step, config.ema)
         self.step += 1
         return {"step": self.step, "loss": loss.item(), "train_psnr": -10 / math.log(10) * final.item()}
 

@@ -113,8 +113,26 @@ def lr_factor(config: TrainConfig, step: int) -> float:
         return (step + 1) / warmup
     if config.schedule == "step":
         return 0.5 ** ((step - warmup) // max(config.step_every, 1))
-    progress = min(1.0, (step - warmup) / max(config.steps - warmup, 1))
-    return config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+    return cosine_after_warmup(step, warmup, config.steps, config.min_lr_ratio)
+
+
+def cosine_after_warmup(step: int, warmup: int, steps: int, min_ratio: float) -> float:
+    """The learning-rate factor: linear warm-up over `warmup` steps, then cosine decay to `min_ratio`."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(steps - warmup, 1))
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def update_ema(ema: torch.nn.Module, network: torch.nn.Module, step: int, max_decay: float) -> None:
+    """Move the averaged weights towards the network's; a young average follows quickly."""
+    decay = min(max_decay, (1 + step) / (10 + step))
+    with torch.no_grad():
+        for averaged, current in zip(ema.state_dict().values(), network.state_dict().values()):
+            if averaged.dtype.is_floating_point:
+                averaged.lerp_(current, 1 - decay)
+            else:
+                averaged.copy_(current)
 
 
 class Trainer:
@@ -298,12 +316,7 @@ class Trainer:
     def _update_ema(self) -> None:
         if self.ema is None:
             return
-        decay = min(self.config.ema, (1 + self.step) / (10 + self.step))  # a young average follows quickly
-        for averaged, current in zip(self.ema.state_dict().values(), self.network.state_dict().values()):
-            if averaged.dtype.is_floating_point:
-                averaged.lerp_(current, 1 - decay)
-            else:
-                averaged.copy_(current)
+        update_ema(self.ema, self.network, self.step, self.config.ema)
 
     @torch.no_grad()
     def validate(self) -> dict | None:
